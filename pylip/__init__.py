@@ -1,0 +1,28 @@
+"""pylip: Lipschitz-bounded neural-network training after Pauli et al. (2020).
+
+Core (Pythonic) API: :func:`certify`, :func:`certify_split`,
+:func:`sampled_lower_bound`. The original's functions keep their names:
+:func:`calculate_Lipschitz`, :func:`build_T` (see :mod:`pylip.compat`).
+"""
+
+from .certificate import Certificate, SplitCertificate, certify, certify_split, closed_form_bound
+from .compat import build_T, calculate_Lipschitz
+from .errors import CertificateError, InputError, PylipError, SolverError
+from .sampling import sampled_lower_bound
+
+__version__ = "0.1.0"
+__all__ = [
+    "Certificate",
+    "CertificateError",
+    "InputError",
+    "PylipError",
+    "SolverError",
+    "SplitCertificate",
+    "__version__",
+    "build_T",
+    "calculate_Lipschitz",
+    "certify",
+    "certify_split",
+    "closed_form_bound",
+    "sampled_lower_bound",
+]

@@ -1,0 +1,139 @@
+"""The original's functions under their original names.
+
+A thin layer over pylip's core for users migrating from the authors' MATLAB
+(``calculate_Lipschitz.m``, ``solve_sdp.m``) and Python bridge
+(``solve_SDP.py``: ``build_T``, ``solve_SDP``, ``initialize_parameters``).
+Arguments and results keep the original layout: dicts with ``W0, W1, b0, b1``
+and ``n_x, n_h, n_y``; results as dicts with the original keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .certificate import DEFAULT_MARGIN, certify
+from .errors import InputError
+from .sampling import as_generator
+from .validation import as_dim, as_matrix, as_vector
+
+N_CHECK_SAMPLES = 10_000  # the original's sample count for its checks
+
+
+def one_hidden_layer(
+    parameters: Mapping[str, Any], dims: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``W0, W1, b0, b1`` from an original ``parameters`` dict, checked against ``dims``."""
+    for key in ("W0", "W1", "b0", "b1"):
+        if key not in parameters:
+            raise InputError(f"parameters has no field '{key}' (needs W0, W1, b0, b1)")
+    W0 = as_matrix(parameters["W0"], "parameters['W0']")
+    W1 = as_matrix(parameters["W1"], "parameters['W1']")
+    if W1.shape[1] != W0.shape[0]:
+        raise InputError(
+            f"parameters['W1'] has {W1.shape[1]} columns but parameters['W0'] has "
+            f"{W0.shape[0]} rows: W0 is n_h x n_x and W1 is n_y x n_h"
+        )
+    b0 = as_vector(parameters["b0"], "parameters['b0']", W0.shape[0])
+    b1 = as_vector(parameters["b1"], "parameters['b1']", W1.shape[0])
+    if dims is not None:
+        expected = {"n_x": W0.shape[1], "n_h": W0.shape[0], "n_y": W1.shape[0]}
+        for key, actual in expected.items():
+            if key not in dims:
+                raise InputError(f"x has no field '{key}' (needs n_x, n_h, n_y)")
+            given = as_dim(dims[key], f"x['{key}']")
+            if given != actual:
+                raise InputError(
+                    f"x['{key}'] = {given} does not match the weights ({key} = {actual} "
+                    "from W0 (n_h x n_x) and W1 (n_y x n_h))"
+                )
+    return W0, W1, b0, b1
+
+
+def original_checks(
+    W0: np.ndarray,
+    W1: np.ndarray,
+    b0: np.ndarray,
+    T: np.ndarray,
+    squared_bound: float,
+    lmi_max_eigenvalue: float,
+    rng: np.random.Generator,
+    n_samples: int = N_CHECK_SAMPLES,
+) -> np.ndarray:
+    """The original's three self-checks ``ok`` of ``calculate_Lipschitz``.
+
+    ``ok[0]``: 1 if the slope-restriction quadratic form (4) is >= 0 on all
+    sampled pairs, else 0; ``ok[1]``: 1 if the LMI's largest eigenvalue is
+    <= 0, else that eigenvalue; ``ok[2]``: 1 if ``|f(x1) - f(x2)| <= L |x1 - x2|``
+    (without biases' effect on the difference) on all sampled pairs, else 0.
+    The original drew scalar inputs (n_x = 1 only); here the samples have n_x
+    components, which is the same for n_x = 1.
+    """
+    n_x = W0.shape[1]
+    x1 = rng.standard_normal((n_samples, n_x))
+    x2 = rng.standard_normal((n_samples, n_x))
+    v1 = x1 - x2
+    v2 = np.tanh(x1 @ W0.T + b0) - np.tanh(x2 @ W0.T + b0)
+    res_lip = np.sum((v2 @ W1.T) ** 2, axis=1) - squared_bound * np.sum(v1**2, axis=1)
+    Tv2 = v2 @ T  # T is symmetric
+    res_sr = 2.0 * np.sum((v1 @ W0.T) * Tv2, axis=1) - 2.0 * np.sum(v2 * Tv2, axis=1)
+    return np.array(
+        [
+            1.0 if res_sr.min() >= 0 else 0.0,
+            1.0 if lmi_max_eigenvalue <= 0 else float(lmi_max_eigenvalue),
+            1.0 if res_lip.max() <= 0 else 0.0,
+        ]
+    )
+
+
+def calculate_Lipschitz(
+    parameters: Mapping[str, Any],
+    x: Mapping[str, Any],
+    *,
+    solver: str | None = None,
+    rng: np.random.Generator | int | None = None,
+) -> dict[str, Any]:
+    """The original ``calculate_Lipschitz.m``: Theorem 1's certificate for a tanh net.
+
+    Args:
+        parameters: ``W0`` (n_h x n_x), ``W1`` (n_y x n_h), ``b0``, ``b1``.
+        x: ``n_x``, ``n_h``, ``n_y``.
+        solver: SDP solver (default Clarabel).
+        rng: seed or Generator for the sampled checks (default seed 0).
+
+    Returns:
+        ``{"Lipschitz": L, "T": n_h x n_h diagonal, "ok": [sr, lmi, lip],
+        "certificate": the full :class:`~pylip.Certificate`}``.
+    """
+    W0, W1, b0, _ = one_hidden_layer(parameters, x)
+    cert = certify([W0, W1], form="neuron", activation="tanh", solver=solver, margin=DEFAULT_MARGIN)
+    ok = original_checks(
+        W0, W1, b0, cert.T, cert.squared_bound, cert.max_eigenvalue, as_generator(rng)
+    )
+    return {"Lipschitz": cert.bound, "T": cert.T, "ok": ok, "certificate": cert}
+
+
+def build_T(
+    weights: Sequence[Any],
+    biases: Sequence[Any],
+    net_dims: Sequence[Any],
+    *,
+    solver: str | None = None,
+    rng: np.random.Generator | int | None = None,
+) -> dict[str, Any]:
+    """The original bridge's ``build_T``: ``calculate_Lipschitz`` of ``[W0, W1], [b0, b1]``."""
+    if len(weights) != 2 or len(biases) != 2:
+        raise InputError(
+            f"build_T takes one hidden layer: weights=[W0, W1] and biases=[b0, b1], got "
+            f"{len(weights)} weights and {len(biases)} biases (use pylip.certify for deeper nets)"
+        )
+    if len(net_dims) != 3:
+        raise InputError(f"net_dims must be [n_x, n_h, n_y], got {list(net_dims)!r}")
+    parameters = {"W0": weights[0], "W1": weights[1], "b0": biases[0], "b1": biases[1]}
+    dims = {"n_x": net_dims[0], "n_h": net_dims[1], "n_y": net_dims[2]}
+    return calculate_Lipschitz(parameters, dims, solver=solver, rng=rng)
+
+
+__all__ = ["build_T", "calculate_Lipschitz"]

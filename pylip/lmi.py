@@ -1,0 +1,119 @@
+"""The LipSDP matrix inequality of Theorem 1 (eq. 5), for one or many hidden layers.
+
+For weights ``W0, ..., Wl`` (hidden sizes ``n_1 .. n_l``, ``N`` hidden neurons in
+all) stack the input and all hidden activations into ``z = [x; x^1; ...; x^l]``
+and let ``A = [blkdiag(W0, ..., W_{l-1}), 0]`` and ``B = [0, I_N]``. With a
+multiplier ``T`` (N x N) the certificate matrix is
+
+    P(L^2, T) = [A; B]' [[-2 ab T, (a + b) T], [(a + b) T, -2T]] [A; B]
+                + blkdiag(-L^2 I_{n0}, 0, ..., 0, Wl' Wl),
+
+which for one hidden layer is exactly eq. (5) of the paper. ``P <= 0`` proves
+that ``L`` bounds the network's Lipschitz constant, provided ``T`` is in the
+class the slope restriction (4) holds for (diagonal, non-negative).
+
+The same formula serves numpy arrays (to *check* a certificate in float64) and
+cvxpy expressions (to *find* one); only ``T`` and ``L^2`` change type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+
+@dataclass(frozen=True)
+class NetworkStructure:
+    """The constant matrices of the LipSDP inequality for fixed weights."""
+
+    A: np.ndarray  # N x (n0 + N)
+    B: np.ndarray  # N x (n0 + N)
+    output_gram: np.ndarray  # (n0 + N) x (n0 + N), Wl' Wl in the last block
+    input_selector: np.ndarray  # (n0 + N) x (n0 + N), I_{n0} in the first block
+    n_in: int
+    hidden_sizes: tuple[int, ...]
+
+    @property
+    def n_hidden(self) -> int:
+        return int(sum(self.hidden_sizes))
+
+
+def network_structure(weights: Sequence[np.ndarray]) -> NetworkStructure:
+    """Build ``A``, ``B`` and the constant blocks for weights ``[W0, ..., Wl]``."""
+    hidden = tuple(w.shape[0] for w in weights[:-1])
+    n_in = weights[0].shape[1]
+    n_hidden = int(sum(hidden))
+    size = n_in + n_hidden
+    A = np.zeros((n_hidden, size))
+    row, col = 0, 0
+    for w in weights[:-1]:
+        A[row : row + w.shape[0], col : col + w.shape[1]] = w
+        row += w.shape[0]
+        col += w.shape[1]
+    B = np.hstack([np.zeros((n_hidden, n_in)), np.eye(n_hidden)])
+    last = weights[-1]
+    output_gram = np.zeros((size, size))
+    output_gram[size - last.shape[1] :, size - last.shape[1] :] = last.T @ last
+    input_selector = np.zeros((size, size))
+    input_selector[:n_in, :n_in] = np.eye(n_in)
+    return NetworkStructure(A, B, output_gram, input_selector, n_in, hidden)
+
+
+def certificate_matrix(
+    structure: NetworkStructure, T: Any, squared_bound: Any, alpha: float, beta: float
+) -> Any:
+    """``P(L^2, T)`` of eq. (5); numpy in, numpy out, or cvxpy in, cvxpy out."""
+    A, B = structure.A, structure.B
+    cross = A.T @ T @ B
+    P = (
+        (-2.0 * alpha * beta) * (A.T @ T @ A)
+        + (alpha + beta) * (cross + cross.T)
+        - 2.0 * (B.T @ T @ B)
+        + structure.output_gram
+        - squared_bound * structure.input_selector
+    )
+    return P
+
+
+def max_eigenvalue(matrix: np.ndarray) -> float:
+    """Largest eigenvalue of a symmetric matrix, in float64."""
+    sym = 0.5 * (matrix + matrix.T)
+    return float(scipy.linalg.eigvalsh(sym, subset_by_index=[sym.shape[0] - 1, sym.shape[0] - 1])[0])
+
+
+def lmi_max_eigenvalue(
+    structure: NetworkStructure, T: np.ndarray, squared_bound: float, alpha: float, beta: float
+) -> float:
+    """Largest eigenvalue of ``P(L^2, T)``: the certificate holds iff it is <= 0."""
+    return max_eigenvalue(certificate_matrix(structure, T, squared_bound, alpha, beta))
+
+
+def minimal_squared_bound(
+    structure: NetworkStructure, T: np.ndarray, alpha: float, beta: float
+) -> float:
+    """The smallest ``L^2`` with ``P(L^2, T) <= 0`` for this fixed ``T``.
+
+    ``L^2`` only enters the input block, so by the Schur complement, with
+    ``P(0, T) = [[K, R'], [R, C]]`` and ``C < 0``, the answer is
+    ``lambda_max(K - R' C^{-1} R)``. Returns ``inf`` when ``C`` is not negative
+    definite (then no finite ``L^2`` is certified through this formula).
+    """
+    P0 = certificate_matrix(structure, T, 0.0, alpha, beta)
+    n = structure.n_in
+    K, R, C = P0[:n, :n], P0[n:, :n], P0[n:, n:]
+    try:
+        factor = scipy.linalg.cho_factor(-0.5 * (C + C.T))
+    except np.linalg.LinAlgError:
+        return float("inf")
+    schur = K + R.T @ scipy.linalg.cho_solve(factor, R)
+    return max(max_eigenvalue(schur), 0.0)
+
+
+def trivial_bound(weights: Sequence[np.ndarray], beta: float = 1.0) -> float:
+    """Product of the weights' spectral norms times ``beta`` per hidden layer."""
+    norms = [np.linalg.norm(w, 2) for w in weights]
+    return float(np.prod(norms) * beta ** (len(weights) - 1))

@@ -1,0 +1,108 @@
+"""Coercion and checking of user input (weights, biases, dimensions).
+
+The original received its arrays through the MATLAB engine as 2-D
+``matlab.double`` values; pylip accepts numpy arrays and nested lists, and
+biases as flat vectors, ``1 x n`` rows or ``n x 1`` columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+
+def as_matrix(value: Any, name: str) -> np.ndarray:
+    """Return ``value`` as a finite, non-empty 2-D float64 array."""
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"{name} must be a 2-D array of numbers (a numpy array or a nested list of rows); "
+            f"could not convert it: {exc}"
+        ) from None
+    if array.ndim != 2:
+        raise InputError(
+            f"{name} must be 2-D (n_out x n_in), got an array with shape {array.shape}; "
+            "give a weight matrix as a list of rows, e.g. [[w11, w12], [w21, w22]]"
+        )
+    if array.size == 0:
+        raise InputError(f"{name} is empty (shape {array.shape}); every layer needs at least one neuron")
+    _require_finite(array, name)
+    return array
+
+
+def as_vector(value: Any, name: str, length: int | None = None) -> np.ndarray:
+    """Return a bias as a finite 1-D float64 array (accepts rows and columns)."""
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a vector of numbers; could not convert it: {exc}") from None
+    if array.ndim == 0:
+        array = array.reshape(1)
+    elif array.ndim == 2 and 1 in array.shape:
+        array = array.reshape(-1)
+    elif array.ndim != 1:
+        raise InputError(
+            f"{name} must be a vector (flat, 1 x n or n x 1), got shape {array.shape}"
+        )
+    if length is not None and array.size != length:
+        raise InputError(f"{name} has {array.size} entries but the layer has {length} neurons")
+    _require_finite(array, name)
+    return array
+
+
+def _require_finite(array: np.ndarray, name: str) -> None:
+    if not np.all(np.isfinite(array)):
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise InputError(
+            f"{name} contains {bad} NaN or inf value(s); a Lipschitz bound of such a network "
+            "is meaningless: check the training run that produced these weights"
+        )
+
+
+def as_weight_list(weights: Sequence[Any], name: str = "weights") -> list[np.ndarray]:
+    """Check a feed-forward network's weight matrices ``[W0, ..., Wl]`` and that they chain."""
+    if isinstance(weights, np.ndarray) and weights.dtype != object:
+        raise InputError(
+            f"{name} must be a list of weight matrices [W0, W1, ...], not a single array"
+        )
+    matrices = [as_matrix(w, f"{name}[{i}]") for i, w in enumerate(weights)]
+    if len(matrices) < 2:
+        raise InputError(
+            f"{name} must hold at least two weight matrices (input->hidden, hidden->output), "
+            f"got {len(matrices)}"
+        )
+    for i in range(1, len(matrices)):
+        if matrices[i].shape[1] != matrices[i - 1].shape[0]:
+            raise InputError(
+                f"{name}[{i}] has {matrices[i].shape[1]} columns but {name}[{i - 1}] has "
+                f"{matrices[i - 1].shape[0]} rows: layer sizes must chain "
+                f"(W{i} is n_{i + 1} x n_{i})"
+            )
+    return matrices
+
+
+def as_dim(value: Any, name: str) -> int:
+    """A dimension given as int, float, or a MATLAB-engine style ``[[n]]``."""
+    array = np.asarray(value)
+    if array.size != 1:
+        raise InputError(f"{name} must be a single positive integer, got {value!r}")
+    scalar = array.reshape(()).item()
+    if isinstance(scalar, bool) or float(scalar) != int(scalar) or int(scalar) < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(scalar)
+
+
+def as_scalar(value: Any, name: str) -> float:
+    """A finite real scalar, given plain or as a 1 x 1 nested list."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.size != 1:
+        raise InputError(f"{name} must be a single number, got {value!r}")
+    scalar = float(array.reshape(()))
+    if not np.isfinite(scalar):
+        raise InputError(f"{name} must be finite, got {scalar}")
+    return scalar
