@@ -27,3 +27,13 @@ def certificate_output(case: dict[str, Any]) -> dict[str, Any]:
 
 def case_ids() -> list[str]:
     return [case["name"] for case in unit_cases()]
+
+
+def solve_sdp_calls() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Every recorded solve_sdp call: (id, case, call)."""
+    calls = []
+    for case in unit_cases():
+        for call in case["outputs"]["solve_sdp"]:
+            label = f"{case['name']}-ind{call['inputs']['ind_Lip']}-mu{call['inputs']['mu']:g}"
+            calls.append((label, case, call))
+    return calls

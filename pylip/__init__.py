@@ -5,14 +5,17 @@ Core (Pythonic) API: :func:`certify`, :func:`certify_split`,
 :func:`calculate_Lipschitz`, :func:`build_T` (see :mod:`pylip.compat`).
 """
 
+from .admm import LipschitzStep, StepResult
 from .certificate import Certificate, SplitCertificate, certify, certify_split, closed_form_bound
-from .compat import build_T, calculate_Lipschitz
+from .compat import build_T, calculate_Lipschitz, initialize_parameters, solve_SDP, solve_sdp
 from .errors import CertificateError, InputError, PylipError, SolverError
 from .sampling import sampled_lower_bound
 
 __version__ = "0.1.0"
 __all__ = [
     "Certificate",
+    "LipschitzStep",
+    "StepResult",
     "CertificateError",
     "InputError",
     "PylipError",
@@ -24,5 +27,8 @@ __all__ = [
     "certify",
     "certify_split",
     "closed_form_bound",
+    "initialize_parameters",
+    "solve_SDP",
+    "solve_sdp",
     "sampled_lower_bound",
 ]

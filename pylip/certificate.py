@@ -231,7 +231,7 @@ def _checked_certificate(
     repaired = False
     step = 0.0
     for _ in range(100):
-        bound = _sqrt_up(squared)
+        bound = lmi.sqrt_up(squared)
         top = lmi.lmi_max_eigenvalue(structure, T, bound * bound, alpha, beta)
         if top <= 0.0:
             break
@@ -291,14 +291,6 @@ def _repairable_multiplier(
         if np.isfinite(target):
             return candidate, target
     return None, float("inf")
-
-
-def _sqrt_up(value: float) -> float:
-    """The smallest float whose square is >= ``value`` (to within one ulp)."""
-    root = float(np.sqrt(value))
-    while root * root < value:
-        root = float(np.nextafter(root, np.inf))
-    return root
 
 
 def closed_form_bound(W0: Any, W1: Any, beta: float = 1.0) -> float:

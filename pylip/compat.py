@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .admm import MODES, LipschitzStep
 from .certificate import DEFAULT_MARGIN, certify
 from .errors import InputError
 from .sampling import as_generator
@@ -136,4 +137,128 @@ def build_T(
     return calculate_Lipschitz(parameters, dims, solver=solver, rng=rng)
 
 
-__all__ = ["build_T", "calculate_Lipschitz"]
+_STEP_CACHE: dict[tuple[Any, ...], LipschitzStep] = {}
+_STEP_CACHE_SIZE = 8
+
+
+def compiled_step(dims: tuple[int, int, int], T: np.ndarray, mode: str, solver: str | None) -> LipschitzStep:
+    """A compiled :class:`~pylip.admm.LipschitzStep`, reused across ADMM iterations."""
+    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver)
+    step = _STEP_CACHE.get(key)
+    if step is None:
+        step = LipschitzStep(*dims, T, mode=mode, solver=solver)
+        if len(_STEP_CACHE) >= _STEP_CACHE_SIZE:
+            _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
+        _STEP_CACHE[key] = step
+    return step
+
+
+def _mode(ind_Lip: Any) -> str:
+    try:
+        key = int(np.asarray(ind_Lip).reshape(()))
+    except (TypeError, ValueError):
+        key = None
+    if key not in MODES:
+        raise InputError(
+            f"ind_Lip must be 1 (Lipschitz regularisation, eq. 9) or 2 (enforce L_des, eq. 12), "
+            f"got {ind_Lip!r}"
+        )
+    return MODES[key]
+
+
+def solve_sdp(
+    parameters: Mapping[str, Any], x: Mapping[str, Any], *, solver: str | None = None
+) -> dict[str, Any]:
+    """The original ``solve_sdp.m``: Lipschitz step (10b) and dual update (10c).
+
+    Args:
+        parameters: ``W0, W1`` (current weights W), ``Y0, Y1`` (multipliers);
+            every other field is passed through unchanged.
+        x: ``T`` (fixed diagonal multiplier), ``rho`` (ADMM penalty), ``mu``,
+            ``ind_Lip`` (1 regularise, 2 enforce ``L_des``), ``L_des``.
+
+    Returns:
+        A copy of ``parameters`` with ``W0_bar, W1_bar``, the updated
+        ``Y0, Y1`` and ``Lipschitz`` (``sqrt`` of the step's ``L^2``; ``L_des``
+        itself in mode 2) set.
+    """
+    for key in ("W0", "W1", "Y0", "Y1"):
+        if key not in parameters:
+            raise InputError(f"parameters has no field '{key}' (needs W0, W1, Y0, Y1)")
+    for key in ("T", "rho", "mu", "ind_Lip"):
+        if key not in x:
+            raise InputError(f"x has no field '{key}' (needs T, rho, mu, ind_Lip, and L_des for ind_Lip 2)")
+    W0 = as_matrix(parameters["W0"], "parameters['W0']")
+    W1 = as_matrix(parameters["W1"], "parameters['W1']")
+    if W1.shape[1] != W0.shape[0]:
+        raise InputError(
+            f"parameters['W1'] has {W1.shape[1]} columns but parameters['W0'] has {W0.shape[0]} rows"
+        )
+    dims = (W0.shape[1], W0.shape[0], W1.shape[0])
+    mode = _mode(x["ind_Lip"])
+    step = compiled_step(dims, as_matrix(x["T"], "x['T']"), mode, solver)
+    L_des = x.get("L_des") if mode == "enforce" else None
+    result = step.solve(
+        W0, W1, parameters["Y0"], parameters["Y1"], rho=x["rho"], mu=x["mu"], L_des=L_des
+    )
+    updated = dict(parameters)
+    updated.update(
+        W0_bar=result.W0_bar,
+        W1_bar=result.W1_bar,
+        Y0=result.Y0,
+        Y1=result.Y1,
+        Lipschitz=result.bound if mode == "regularize" else float(np.asarray(L_des).reshape(())),
+    )
+    return updated
+
+
+def solve_SDP(
+    parameters: Mapping[str, Any],
+    T: Any,
+    net_dims: Sequence[Any],
+    rho: float,
+    mu: float,
+    ind_Lip: int,
+    L_des: float,
+    *,
+    solver: str | None = None,
+) -> dict[str, Any]:
+    """The original bridge's ``solve_SDP``: :func:`solve_sdp` with the settings as arguments."""
+    if len(net_dims) != 3:
+        raise InputError(f"net_dims must be [n_x, n_h, n_y], got {list(net_dims)!r}")
+    n_x, n_h, n_y = (as_dim(d, f"net_dims[{i}]") for i, d in enumerate(net_dims))
+    W0 = as_matrix(parameters.get("W0"), "parameters['W0']") if "W0" in parameters else None
+    if W0 is not None and W0.shape != (n_h, n_x):
+        raise InputError(f"parameters['W0'] has shape {W0.shape} but net_dims says n_h x n_x = {(n_h, n_x)}")
+    x = {"T": T, "rho": rho, "mu": mu, "ind_Lip": ind_Lip, "L_des": L_des, "n_x": n_x, "n_h": n_h, "n_y": n_y}
+    return solve_sdp(parameters, x, solver=solver)
+
+
+def initialize_parameters(weights: Sequence[Any], biases: Sequence[Any]) -> dict[str, Any]:
+    """The original bridge's ``initialize_parameters``: ADMM variables at ``W_bar = W``, ``Y = 0``.
+
+    For each layer ``i``: ``W{i}`` and ``W{i}_bar`` (the given weights),
+    ``b{i}``, ``Y{i}`` (zeros like ``W{i}``) and ``Yb{i}`` (zeros like ``b{i}``,
+    unused, kept for the original's layout).
+    """
+    if len(weights) != len(biases):
+        raise InputError(f"got {len(weights)} weight matrices but {len(biases)} bias vectors")
+    parameters: dict[str, Any] = {}
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        W = as_matrix(w, f"weights[{i}]")
+        bias = np.array(b, dtype=np.float64)
+        parameters[f"W{i}"] = W.copy()
+        parameters[f"W{i}_bar"] = W.copy()
+        parameters[f"b{i}"] = bias
+        parameters[f"Y{i}"] = np.zeros_like(W)
+        parameters[f"Yb{i}"] = np.zeros_like(bias)
+    return parameters
+
+
+__all__ = [
+    "build_T",
+    "calculate_Lipschitz",
+    "initialize_parameters",
+    "solve_SDP",
+    "solve_sdp",
+]

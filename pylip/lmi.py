@@ -113,6 +113,14 @@ def minimal_squared_bound(
     return max(max_eigenvalue(schur), 0.0)
 
 
+def sqrt_up(value: float) -> float:
+    """The smallest float whose square is >= ``value``: a bound ``L`` with ``L**2 >= L^2``."""
+    root = float(np.sqrt(value))
+    while root * root < value:
+        root = float(np.nextafter(root, np.inf))
+    return root
+
+
 def trivial_bound(weights: Sequence[np.ndarray], beta: float = 1.0) -> float:
     """Product of the weights' spectral norms times ``beta`` per hidden layer."""
     norms = [np.linalg.norm(w, 2) for w in weights]

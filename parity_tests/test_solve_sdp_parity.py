@@ -1,0 +1,81 @@
+"""The Lipschitz step (10b) and dual update (10c) against the authors' solve_sdp.m.
+
+Tolerances and their reasons (reference/README.md): W_bar within 1e-4
+relative (the step is strictly convex in W_bar, so its minimiser is unique;
+independent interior-point solvers agree to 3e-5); Y within
+rho * 1e-4 * ||W_bar|| (Y + rho (W - W_bar) carries W_bar's error); the bound
+within 1e-4 relative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pylip
+
+from .reference import certificate_output, solve_sdp_calls
+
+W_RTOL = 1e-4
+Y_FACTOR = 1e-4
+BOUND_RTOL = 1e-4
+
+CALLS = solve_sdp_calls()
+
+
+@pytest.fixture(scope="module", params=CALLS, ids=[label for label, _, _ in CALLS])
+def step(request):
+    _, case, call = request.param
+    inputs = call["inputs"]
+    parameters = {
+        "W0": case["inputs"]["W0"],
+        "W1": case["inputs"]["W1"],
+        "b0": case["inputs"]["b0"],
+        "b1": case["inputs"]["b1"],
+        "Y0": inputs["Y0"],
+        "Y1": inputs["Y1"],
+        "W0_bar": inputs["W0_bar_in"],
+        "W1_bar": inputs["W1_bar_in"],
+        "Yb0": inputs["Yb0"],
+        "Yb1": inputs["Yb1"],
+    }
+    x = {
+        "T": np.array(certificate_output(case)["T"]),
+        "rho": inputs["rho"],
+        "mu": inputs["mu"],
+        "ind_Lip": inputs["ind_Lip"],
+        "L_des": inputs["L_des"],
+    }
+    return parameters, x, pylip.solve_sdp(parameters, x), call["outputs"]
+
+
+@pytest.mark.parametrize("name", ["W0_bar", "W1_bar"])
+def test_W_bar_matches_original(step, name):
+    _, _, result, expected = step
+    reference = np.array(expected[name])
+    assert np.linalg.norm(result[name] - reference) <= W_RTOL * np.linalg.norm(reference)
+
+
+@pytest.mark.parametrize("name", ["Y0", "Y1"])
+def test_dual_update_matches_original(step, name):
+    _, x, result, expected = step
+    reference = np.array(expected[name])
+    W_bar = np.array(expected[name.replace("Y", "W") + "_bar"])
+    assert np.linalg.norm(result[name] - reference) <= x["rho"] * Y_FACTOR * np.linalg.norm(W_bar)
+
+
+def test_bound_matches_original(step):
+    _, _, result, expected = step
+    assert result["Lipschitz"] == pytest.approx(expected["Lipschitz"], rel=BOUND_RTOL)
+
+
+def test_other_fields_pass_through(step):
+    parameters, _, result, _ = step
+    for key in ("b0", "b1", "Yb0", "Yb1", "W0", "W1"):
+        assert result[key] is parameters[key]
+
+
+def test_lmi7_holds_at_the_returned_point(step):
+    _, x, result, _ = step
+    M = pylip.admm.lmi7_matrix(result["W0_bar"], result["W1_bar"], x["T"], result["Lipschitz"] ** 2)
+    assert np.linalg.eigvalsh(M).max() <= 0.0

@@ -1,0 +1,260 @@
+"""The ADMM Lipschitz step (10b) and dual update (10c) for one hidden layer.
+
+With ``T`` fixed, LMI (7)
+
+    M(L^2, W) = [[-L^2 I, beta W0' T, 0], [beta T W0, -2T, W1'], [0, W1, -I]] <= 0
+
+is linear in ``L^2`` and the weights, so the Lipschitz step
+
+    min  mu L^2 + rho/2 ||W - W_bar||_F^2 + tr(Y' (W - W_bar))   s.t. M(L^2, W_bar) <= -eps I
+
+is a semidefinite program in ``(L^2, W_bar)``. Mode ``"regularize"`` (the
+original's ``ind_Lip = 1``, eq. 9) keeps ``L^2`` a variable; mode
+``"enforce"`` (``ind_Lip = 2``, eq. 12) fixes ``L^2 = L_des^2``.
+
+Up to a constant, ``rho/2 ||W - W_bar||^2 + tr(Y'(W - W_bar))`` equals
+``rho/2 ||W_bar - (W + Y/rho)||^2``; dividing the objective by ``rho`` leaves
+``(mu/rho) L^2 + 1/2 ||W_bar - (W + Y/rho)||^2`` with the same minimiser. So
+the problem is compiled once as a DPP-parameterized cvxpy problem in the
+target ``W + Y/rho``, ``mu/rho``, ``L_des^2`` and ``T``, and re-solved at every
+ADMM iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from . import lmi
+from .certificate import DEFAULT_MARGIN
+from .errors import CertificateError, InputError
+from .solvers import resolve_solver, solve
+from .validation import as_matrix, as_scalar
+
+MODES = {1: "regularize", 2: "enforce"}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Outcome of one Lipschitz step (10b) and dual update (10c).
+
+    ``W0_bar, W1_bar`` satisfy LMI (7) at ``squared_bound`` with the step's
+    ``T`` (checked in float64: ``max_eigenvalue <= 0``); ``Y0, Y1`` are the
+    dual-updated multipliers ``Y + rho (W - W_bar)``.
+    """
+
+    W0_bar: np.ndarray
+    W1_bar: np.ndarray
+    Y0: np.ndarray
+    Y1: np.ndarray
+    squared_bound: float
+    status: str
+    solve_time: float
+    max_eigenvalue: float
+    repaired: bool
+
+    @property
+    def bound(self) -> float:
+        """``L`` with ``L**2 >= squared_bound``, so (7) also holds at ``bound**2``."""
+        return lmi.sqrt_up(self.squared_bound)
+
+
+def check_multiplier(T: Any, n_h: int, *, name: str = "T") -> np.ndarray:
+    """A fixed multiplier must be ``n_h x n_h``, diagonal and positive."""
+    matrix = as_matrix(T, name)
+    if matrix.shape != (n_h, n_h):
+        raise InputError(f"{name} must be {n_h} x {n_h} (n_h x n_h), got {matrix.shape}")
+    off_diagonal = matrix - np.diag(np.diag(matrix))
+    if np.any(off_diagonal != 0):
+        raise InputError(
+            f"{name} must be diagonal (Theorem 1 needs T in D_n; a coupled T is unsound, "
+            "Section II-C); take the T returned by calculate_Lipschitz / certify"
+        )
+    bad = np.flatnonzero(np.diag(matrix) <= 0)
+    if bad.size:
+        raise InputError(
+            f"{name} has non-positive diagonal entries at neurons {bad.tolist()}: LMI (7) then "
+            "asks -2 T <= -eps I and the Lipschitz step is infeasible. Re-certify the network, "
+            "or pass repair_T=<small positive value> to replace those entries explicitly"
+        )
+    return matrix
+
+
+def lmi7_matrix(
+    W0_bar: np.ndarray, W1_bar: np.ndarray, T: np.ndarray, squared_bound: float, beta: float = 1.0
+) -> np.ndarray:
+    """``M(L^2, W_bar)`` of LMI (7), in float64."""
+    n_y, n_h = W1_bar.shape
+    n_x = W0_bar.shape[1]
+    return np.block(
+        [
+            [-squared_bound * np.eye(n_x), beta * W0_bar.T @ T, np.zeros((n_x, n_y))],
+            [beta * T @ W0_bar, -2.0 * T, W1_bar.T],
+            [np.zeros((n_y, n_x)), W1_bar, -np.eye(n_y)],
+        ]
+    )
+
+
+class LipschitzStep:
+    """The compiled Lipschitz step for one network shape and mode.
+
+    Build it once and call :meth:`solve` at every ADMM iteration: only the
+    parameter values change, so cvxpy does not re-canonicalize the problem.
+    """
+
+    def __init__(
+        self,
+        n_x: int,
+        n_h: int,
+        n_y: int,
+        T: Any,
+        *,
+        mode: str = "regularize",
+        beta: float = 1.0,
+        solver: str | None = None,
+        margin: float = DEFAULT_MARGIN,
+        repair_T: float | None = None,
+    ) -> None:
+        if mode not in MODES.values():
+            raise InputError(f"mode must be 'regularize' (ind_Lip 1) or 'enforce' (ind_Lip 2), got {mode!r}")
+        if not beta > 0:
+            raise InputError(f"beta must be > 0 (the activation's largest slope), got {beta}")
+        self.dims = (int(n_x), int(n_h), int(n_y))
+        self.mode = mode
+        self.beta = float(beta)
+        self.solver = resolve_solver(solver)
+        self.margin = float(margin)
+        if repair_T is not None:
+            T = np.array(as_matrix(T, "T"))
+            diagonal = np.diag(T).copy()
+            diagonal[diagonal <= 0] = float(repair_T)
+            np.fill_diagonal(T, diagonal)
+        self.T = check_multiplier(T, n_h)
+        self._build()
+
+    def _build(self) -> None:
+        n_x, n_h, n_y = self.dims
+        self.W0_bar = cp.Variable((n_h, n_x), name="W0_bar")
+        self.W1_bar = cp.Variable((n_y, n_h), name="W1_bar")
+        self.target0 = cp.Parameter((n_h, n_x), name="W0_plus_Y0_over_rho")
+        self.target1 = cp.Parameter((n_y, n_h), name="W1_plus_Y1_over_rho")
+        self.t = cp.Parameter(n_h, nonneg=True, name="t")
+        self.t.value = np.diag(self.T).copy()
+        proximity = 0.5 * (
+            cp.sum_squares(self.W0_bar - self.target0) + cp.sum_squares(self.W1_bar - self.target1)
+        )
+        if self.mode == "regularize":
+            self.squared = cp.Variable(nonneg=True, name="L2")
+            self.mu_over_rho = cp.Parameter(nonneg=True, name="mu_over_rho")
+            objective = self.mu_over_rho * self.squared + proximity
+        else:
+            self.squared = cp.Parameter(nonneg=True, name="L_des_squared")
+            objective = proximity
+        TW0 = self.beta * cp.multiply(cp.reshape(self.t, (n_h, 1), order="F"), self.W0_bar)
+        M = cp.bmat(
+            [
+                [-self.squared * np.eye(n_x), TW0.T, np.zeros((n_x, n_y))],
+                [TW0, -2.0 * cp.diag(self.t), self.W1_bar.T],
+                [np.zeros((n_y, n_x)), self.W1_bar, -np.eye(n_y)],
+            ]
+        )
+        size = n_x + n_h + n_y
+        self.problem = cp.Problem(cp.Minimize(objective), [M << -self.margin * np.eye(size)])
+        if not self.problem.is_dcp(dpp=True):  # pragma: no cover - a construction error
+            raise RuntimeError("the Lipschitz step is not DPP: it would be recompiled every call")
+
+    def solve(
+        self,
+        W0: Any,
+        W1: Any,
+        Y0: Any,
+        Y1: Any,
+        *,
+        rho: float,
+        mu: float = 0.0,
+        L_des: float | None = None,
+    ) -> StepResult:
+        """One Lipschitz step (10b) at the current weights ``W`` and multipliers ``Y``, then (10c)."""
+        n_x, n_h, n_y = self.dims
+        W0, W1 = _shaped(W0, "W0", (n_h, n_x)), _shaped(W1, "W1", (n_y, n_h))
+        Y0, Y1 = _shaped(Y0, "Y0", (n_h, n_x)), _shaped(Y1, "Y1", (n_y, n_h))
+        rho = as_scalar(rho, "rho")
+        if rho <= 0:
+            raise InputError(f"rho (the ADMM penalty) must be > 0, got {rho}")
+        self.target0.value = W0 + Y0 / rho
+        self.target1.value = W1 + Y1 / rho
+        if self.mode == "regularize":
+            mu = as_scalar(mu, "mu")
+            if mu < 0:
+                raise InputError(f"mu (the weight of L^2 in eq. 9) must be >= 0, got {mu}")
+            self.mu_over_rho.value = mu / rho
+        else:
+            if L_des is None:
+                raise InputError("L_des is required when enforcing a bound (ind_Lip = 2)")
+            L_des = as_scalar(L_des, "L_des")
+            if L_des <= 0:
+                raise InputError(f"L_des (the enforced Lipschitz bound) must be > 0, got {L_des}")
+            self.squared.value = L_des**2
+        info = solve(self.problem, self.solver, what=f"Lipschitz step (10b, {self.mode})", warm_start=True)
+        W0_bar = np.asarray(self.W0_bar.value, dtype=np.float64)
+        W1_bar = np.asarray(self.W1_bar.value, dtype=np.float64)
+        squared = float(self.squared.value)
+        W0_bar, W1_bar, squared, top, repaired = self._checked(W0_bar, W1_bar, squared)
+        return StepResult(
+            W0_bar=W0_bar,
+            W1_bar=W1_bar,
+            Y0=Y0 + rho * (W0 - W0_bar),
+            Y1=Y1 + rho * (W1 - W1_bar),
+            squared_bound=squared,
+            status=info.status,
+            solve_time=info.solve_time,
+            max_eigenvalue=top,
+            repaired=repaired,
+        )
+
+    def max_eigenvalue(self, W0_bar: np.ndarray, W1_bar: np.ndarray, squared_bound: float) -> float:
+        """Largest eigenvalue of LMI (7) at ``(L^2, W_bar)`` with this step's ``T``."""
+        return lmi.max_eigenvalue(lmi7_matrix(W0_bar, W1_bar, self.T, squared_bound, self.beta))
+
+    def _checked(
+        self, W0_bar: np.ndarray, W1_bar: np.ndarray, squared: float
+    ) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
+        """Make LMI (7) hold in float64 at the returned point.
+
+        A solver point that misses it by rounding is repaired: in the
+        regularize mode by raising ``L^2`` to its exact minimum for this
+        ``W_bar`` and ``T``; where ``L^2`` is fixed (enforce mode) by shrinking
+        ``W_bar`` by a factor ``s < 1``, which keeps (7) feasible (it lowers
+        the quadratic form of (5) by ``(1 - s^2)`` times non-negative terms).
+        """
+        top = self.max_eigenvalue(W0_bar, W1_bar, squared)
+        if top <= 0.0:
+            return W0_bar, W1_bar, squared, top, False
+        if self.mode == "regularize":
+            structure = lmi.network_structure([W0_bar, W1_bar])
+            target = lmi.minimal_squared_bound(structure, self.T, 0.0, self.beta)
+            if np.isfinite(target):
+                for factor in (1.0, 1 + 1e-14, 1 + 1e-12, 1 + 1e-10):
+                    candidate = max(squared, target) * factor
+                    top = self.max_eigenvalue(W0_bar, W1_bar, candidate)
+                    if top <= 0.0:
+                        return W0_bar, W1_bar, candidate, top, True
+        for shrink in (1e-12, 1e-10, 1e-8, 1e-6, 1e-4):
+            s = 1.0 - shrink
+            top = self.max_eigenvalue(s * W0_bar, s * W1_bar, squared)
+            if top <= 0.0:
+                return s * W0_bar, s * W1_bar, squared, top, True
+        raise CertificateError(
+            f"{self.solver} returned a Lipschitz step whose LMI (7) fails (largest eigenvalue "
+            f"{top:.3e} > 0) and could not be repaired; try another solver"
+        )
+
+
+def _shaped(value: Any, name: str, shape: tuple[int, int]) -> np.ndarray:
+    matrix = as_matrix(value, name)
+    if matrix.shape != shape:
+        raise InputError(f"{name} must have shape {shape} for this network, got {matrix.shape}")
+    return matrix

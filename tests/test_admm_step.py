@@ -1,0 +1,155 @@
+"""Unit tests of the compiled Lipschitz step (10b) and dual update (10c)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pylip
+from pylip.admm import LipschitzStep, lmi7_matrix
+
+
+def net(seed=0, n_x=1, n_h=6, n_y=1, scale=2.0):
+    rng = np.random.default_rng(seed)
+    return scale * rng.standard_normal((n_h, n_x)), scale * rng.standard_normal((n_y, n_h)) / np.sqrt(n_h)
+
+
+def certified_T(W0, W1):
+    return pylip.certify([W0, W1]).T
+
+
+def test_problem_is_dpp_and_compiled_once():
+    W0, W1 = net()
+    step = LipschitzStep(1, 6, 1, certified_T(W0, W1))
+    assert step.problem.is_dcp(dpp=True)
+    problem = step.problem
+    Y0, Y1 = np.zeros_like(W0), np.zeros_like(W1)
+    first = step.solve(W0, W1, Y0, Y1, rho=2.0, mu=0.01)
+    second = step.solve(1.1 * W0, W1, first.Y0, first.Y1, rho=2.0, mu=0.01)
+    assert step.problem is problem
+    assert not np.allclose(first.W0_bar, second.W0_bar)
+
+
+def test_lmi7_matches_equation_5_by_schur_complement():
+    W0, W1 = net(1, n_x=2, n_h=5, n_y=3)
+    T = np.diag(np.linspace(1, 2, 5))
+    M = lmi7_matrix(W0, W1, T, 3.0)
+    P = pylip.lmi.certificate_matrix(pylip.lmi.network_structure([W0, W1]), T, 3.0, 0.0, 1.0)
+    schur = M[:7, :7] + M[:7, 7:] @ M[7:, :7]  # - B (-I)^{-1} B'
+    np.testing.assert_allclose(schur, P, atol=1e-12)
+
+
+def test_enforce_mode_respects_L_des_and_updates_duals():
+    W0, W1 = net(2)
+    T = certified_T(W0, W1)
+    L = pylip.certify([W0, W1]).bound
+    step = LipschitzStep(1, 6, 1, T, mode="enforce")
+    Y0, Y1 = np.zeros_like(W0), np.zeros_like(W1)
+    result = step.solve(W0, W1, Y0, Y1, rho=2.0, L_des=0.5 * L)
+    assert result.squared_bound == (0.5 * L) ** 2
+    assert np.linalg.eigvalsh(lmi7_matrix(result.W0_bar, result.W1_bar, T, (0.5 * L) ** 2)).max() <= 0
+    assert pylip.certify([result.W0_bar, result.W1_bar]).bound <= 0.5 * L * (1 + 1e-7)
+    np.testing.assert_allclose(result.Y0, 2.0 * (W0 - result.W0_bar))
+    np.testing.assert_allclose(result.Y1, 2.0 * (W1 - result.W1_bar))
+
+
+def test_larger_mu_gives_smaller_bound():
+    W0, W1 = net(3)
+    step = LipschitzStep(1, 6, 1, certified_T(W0, W1))
+    Y0, Y1 = np.zeros_like(W0), np.zeros_like(W1)
+    bounds = [step.solve(W0, W1, Y0, Y1, rho=2.0, mu=mu).bound for mu in (1e-3, 1e-2, 1e-1)]
+    assert bounds[0] > bounds[1] > bounds[2]
+
+
+def test_step_result_bound_is_certified_for_W_bar():
+    W0, W1 = net(4)
+    T = certified_T(W0, W1)
+    step = LipschitzStep(1, 6, 1, T)
+    result = step.solve(W0, W1, np.zeros_like(W0), np.zeros_like(W1), rho=2.0, mu=0.05)
+    assert step.max_eigenvalue(result.W0_bar, result.W1_bar, result.bound**2) <= 0.0
+
+
+def test_initialize_parameters_layout():
+    W0, W1 = net(5)
+    params = pylip.initialize_parameters([W0, W1], [np.zeros(6), np.zeros(1)])
+    assert set(params) == {"W0", "W0_bar", "b0", "Y0", "Yb0", "W1", "W1_bar", "b1", "Y1", "Yb1"}
+    np.testing.assert_array_equal(params["W0_bar"], W0)
+    assert not params["Y1"].any() and params["Y1"].shape == W1.shape and params["Yb0"].shape == (6,)
+
+
+def test_solve_SDP_bridge_equals_solve_sdp():
+    W0, W1 = net(6)
+    T = certified_T(W0, W1)
+    params = pylip.initialize_parameters([W0, W1], [np.zeros(6), np.zeros(1)])
+    bridge = pylip.solve_SDP(params, T, [1, 6, 1], 2.0, 0.01, 1, 1.0)
+    direct = pylip.solve_sdp(params, {"T": T, "rho": 2.0, "mu": 0.01, "ind_Lip": 1, "L_des": 1.0})
+    np.testing.assert_allclose(bridge["W0_bar"], direct["W0_bar"], rtol=1e-9, atol=1e-12)
+
+
+BASE_T = np.diag([1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "T, kwargs, match",
+    [
+        (np.array([[1.0, 0.1, 0], [0.1, 1, 0], [0, 0, 1]]), {}, "must be diagonal"),
+        (np.diag([1.0, 0.0, -1.0]), {}, r"neurons \[1, 2\]"),
+        (np.eye(2), {}, r"3 x 3"),
+        (BASE_T, {"mode": "sideways"}, "mode must be"),
+        (np.diag([1.0, np.nan, 1.0]), {}, "NaN"),
+    ],
+)
+def test_bad_multiplier_or_mode(T, kwargs, match):
+    with pytest.raises(pylip.InputError, match=match):
+        LipschitzStep(1, 3, 1, T, **kwargs)
+
+
+def test_explicit_repair_of_T():
+    step = LipschitzStep(1, 3, 1, np.diag([1.0, 0.0, -1.0]), repair_T=1e-3)
+    np.testing.assert_array_equal(np.diag(step.T), [1.0, 1e-3, 1e-3])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"rho": 0.0, "mu": 0.1}, "rho .* must be > 0"),
+        ({"rho": 2.0, "mu": -0.1}, "mu .* must be >= 0"),
+    ],
+)
+def test_bad_step_settings_regularize(kwargs, match):
+    step = LipschitzStep(1, 3, 1, BASE_T)
+    with pytest.raises(pylip.InputError, match=match):
+        step.solve(np.ones((3, 1)), np.ones((1, 3)), np.zeros((3, 1)), np.zeros((1, 3)), **kwargs)
+
+
+@pytest.mark.parametrize("L_des, match", [(None, "L_des is required"), (0.0, "L_des .* must be > 0")])
+def test_bad_L_des(L_des, match):
+    step = LipschitzStep(1, 3, 1, BASE_T, mode="enforce")
+    with pytest.raises(pylip.InputError, match=match):
+        step.solve(np.ones((3, 1)), np.ones((1, 3)), np.zeros((3, 1)), np.zeros((1, 3)), rho=2.0, L_des=L_des)
+
+
+def test_shapes_that_disagree_are_named():
+    step = LipschitzStep(1, 3, 1, BASE_T)
+    with pytest.raises(pylip.InputError, match=r"Y1 must have shape \(1, 3\)"):
+        step.solve(np.ones((3, 1)), np.ones((1, 3)), np.zeros((3, 1)), np.zeros((3, 1)), rho=2.0, mu=0.1)
+
+
+def test_solve_sdp_field_errors():
+    params = {"W0": np.ones((3, 1)), "W1": np.ones((1, 3)), "Y0": np.zeros((3, 1))}
+    with pytest.raises(pylip.InputError, match="no field 'Y1'"):
+        pylip.solve_sdp(params, {"T": BASE_T, "rho": 2, "mu": 0.1, "ind_Lip": 1})
+    params["Y1"] = np.zeros((1, 3))
+    with pytest.raises(pylip.InputError, match="ind_Lip must be 1"):
+        pylip.solve_sdp(params, {"T": BASE_T, "rho": 2, "mu": 0.1, "ind_Lip": 3})
+    with pytest.raises(pylip.InputError, match="net_dims says"):
+        pylip.solve_SDP(params, BASE_T, [2, 3, 1], 2.0, 0.1, 1, 1.0)
+
+
+def test_solver_failure_is_reported_with_status():
+    """Every L_des > 0 is feasible (W_bar = 0 meets it), so make the LMI infeasible
+    through its margin: -2T <= -margin I fails for T = 1e-12 I."""
+    step = LipschitzStep(1, 3, 1, np.diag([1e-12] * 3), mode="enforce", margin=1e-3)
+    with pytest.raises(pylip.SolverError) as info:
+        step.solve(np.ones((3, 1)), np.ones((1, 3)), np.zeros((3, 1)), np.zeros((1, 3)), rho=2.0, L_des=1.0)
+    assert info.value.status is not None
