@@ -31,7 +31,7 @@ import numpy as np
 from . import lmi
 from .certificate import DEFAULT_MARGIN
 from .errors import CertificateError, InputError
-from .solvers import resolve_solver, solve
+from .solvers import resolve_solver, solve, value_of
 from .validation import as_matrix, as_scalar
 
 MODES = {1: "regularize", 2: "enforce"}
@@ -146,6 +146,7 @@ class LipschitzStep:
         proximity = 0.5 * (
             cp.sum_squares(self.W0_bar - self.target0) + cp.sum_squares(self.W1_bar - self.target1)
         )
+        self.squared: cp.Variable | cp.Parameter
         if self.mode == "regularize":
             self.squared = cp.Variable(nonneg=True, name="L2")
             self.mu_over_rho = cp.Parameter(nonneg=True, name="mu_over_rho")
@@ -163,7 +164,7 @@ class LipschitzStep:
         )
         size = n_x + n_h + n_y
         self.problem = cp.Problem(cp.Minimize(objective), [M << -self.margin * np.eye(size)])
-        if not self.problem.is_dcp(dpp=True):  # pragma: no cover - a construction error
+        if not self.problem.is_dcp(dpp=True):  # type: ignore[call-arg]  # pragma: no cover
             raise RuntimeError("the Lipschitz step is not DPP: it would be recompiled every call")
 
     def solve(
@@ -199,9 +200,8 @@ class LipschitzStep:
                 raise InputError(f"L_des (the enforced Lipschitz bound) must be > 0, got {L_des}")
             self.squared.value = L_des**2
         info = solve(self.problem, self.solver, what=f"Lipschitz step (10b, {self.mode})", warm_start=True)
-        W0_bar = np.asarray(self.W0_bar.value, dtype=np.float64)
-        W1_bar = np.asarray(self.W1_bar.value, dtype=np.float64)
-        squared = float(self.squared.value)
+        W0_bar, W1_bar = value_of(self.W0_bar), value_of(self.W1_bar)
+        squared = float(value_of(self.squared))
         W0_bar, W1_bar, squared, top, repaired = self._checked(W0_bar, W1_bar, squared)
         return StepResult(
             W0_bar=W0_bar,

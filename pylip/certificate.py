@@ -30,7 +30,7 @@ import numpy as np
 from . import lmi
 from .activations import check_sector, get_activation
 from .errors import CertificateError, InputError
-from .solvers import resolve_solver, solve
+from .solvers import resolve_solver, solve, value_of
 from .validation import as_weight_list
 
 FORMS = ("neuron", "layer", "network")
@@ -167,7 +167,7 @@ def certify(
     info = solve(problem, solver_name, what=f"LipSDP-{form} certificate SDP")
 
     T = multiplier_value()
-    solver_squared = float(squared.value)
+    solver_squared = float(value_of(squared))
     if form == "network":
         warnings.warn(
             "LipSDP-Network (coupled T) is not a valid Lipschitz bound in general "
@@ -186,12 +186,12 @@ def _multiplier(form: str, structure: lmi.NetworkStructure) -> tuple[Any, Any]:
     n = structure.n_hidden
     if form == "neuron":
         t = cp.Variable(n, nonneg=True, name="t")
-        return cp.diag(t), lambda: np.diag(np.maximum(t.value, 0.0))
+        return cp.diag(t), lambda: np.diag(np.maximum(value_of(t), 0.0))
     if form == "layer":
         sizes = structure.hidden_sizes
         lam = cp.Variable(len(sizes), nonneg=True, name="lambda")
         spread = np.repeat(np.eye(len(sizes)), sizes, axis=0)  # N x l
-        return cp.diag(spread @ lam), lambda: np.diag(spread @ np.maximum(lam.value, 0.0))
+        return cp.diag(spread @ lam), lambda: np.diag(spread @ np.maximum(value_of(lam), 0.0))
     # coupled: T = diag(d) + sum_{i<j} l_ij (e_i - e_j)(e_i - e_j)'
     d = cp.Variable(n, nonneg=True, name="d")
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
@@ -199,12 +199,12 @@ def _multiplier(form: str, structure: lmi.NetworkStructure) -> tuple[Any, Any]:
     for k, (i, j) in enumerate(pairs):
         incidence[k, i], incidence[k, j] = 1.0, -1.0
     if not pairs:
-        return cp.diag(d), lambda: np.diag(np.maximum(d.value, 0.0))
+        return cp.diag(d), lambda: np.diag(np.maximum(value_of(d), 0.0))
     lam = cp.Variable(len(pairs), nonneg=True, name="lambda_ij")
     T_expr = cp.diag(d) + incidence.T @ cp.diag(lam) @ incidence
     return T_expr, lambda: (
-        np.diag(np.maximum(d.value, 0.0))
-        + incidence.T @ np.diag(np.maximum(lam.value, 0.0)) @ incidence
+        np.diag(np.maximum(value_of(d), 0.0))
+        + incidence.T @ np.diag(np.maximum(value_of(lam), 0.0)) @ incidence
     )
 
 
@@ -237,14 +237,14 @@ def _checked_certificate(
             break
         if not repaired:
             # jump to the exact minimum for this T, then creep up past rounding noise
-            T, target = _repairable_multiplier(structure, T, alpha, beta)
-            if T is None:
+            nudged, target = _repairable_multiplier(structure, T, alpha, beta)
+            if nudged is None:
                 raise CertificateError(
                     f"{solver} returned a multiplier T for which no Lipschitz bound can be "
                     f"certified (LMI eigenvalue {top:.3e} > 0 at its L^2, and the hidden block "
                     "stays indefinite when T is scaled up slightly); try another solver"
                 )
-            squared, repaired = max(squared, target), True
+            T, squared, repaired = nudged, max(squared, target), True
             step = max(squared, 1e-12) * 1e-15
         else:
             squared += step

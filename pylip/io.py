@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -71,7 +72,7 @@ def _cells(value: object) -> list[np.ndarray]:
 def _from_mat(file: Path) -> list[Network]:
     content = scipy.io.loadmat(file)
     if "res" in content:
-        res = _unwrap(content["res"])
+        res: Any = _unwrap(content["res"])
         fields = res.dtype.names or ()
         nets = []
         for name, suffix in RES_NETS:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import cvxpy as cp
+import numpy as np
 
 from .errors import SolverError
 
@@ -122,6 +123,13 @@ def solve(problem: cp.Problem, solver: str, *, what: str, warm_start: bool = Fal
             status=status,
         )
     return SolveInfo(solver=solver, status=status, solve_time=elapsed)
+
+
+def value_of(leaf: cp.Variable | cp.Parameter) -> np.ndarray:
+    """The solved value of a cvxpy variable, as a float64 array (never ``None``)."""
+    if leaf.value is None:
+        raise SolverError(f"the solver returned no value for '{leaf.name()}'", status="no_value")
+    return np.asarray(leaf.value, dtype=np.float64)
 
 
 def _status_hint(status: str | None) -> str:
