@@ -14,7 +14,7 @@ import pytest
 
 import pylip
 
-from .reference import certificate_output, solve_sdp_calls
+from .reference import solve_sdp_arguments, solve_sdp_calls
 
 W_RTOL = 1e-4
 Y_FACTOR = 1e-4
@@ -26,26 +26,8 @@ CALLS = solve_sdp_calls()
 @pytest.fixture(scope="module", params=CALLS, ids=[label for label, _, _ in CALLS])
 def step(request):
     _, case, call = request.param
-    inputs = call["inputs"]
-    parameters = {
-        "W0": case["inputs"]["W0"],
-        "W1": case["inputs"]["W1"],
-        "b0": case["inputs"]["b0"],
-        "b1": case["inputs"]["b1"],
-        "Y0": inputs["Y0"],
-        "Y1": inputs["Y1"],
-        "W0_bar": inputs["W0_bar_in"],
-        "W1_bar": inputs["W1_bar_in"],
-        "Yb0": inputs["Yb0"],
-        "Yb1": inputs["Yb1"],
-    }
-    x = {
-        "T": np.array(certificate_output(case)["T"]),
-        "rho": inputs["rho"],
-        "mu": inputs["mu"],
-        "ind_Lip": inputs["ind_Lip"],
-        "L_des": inputs["L_des"],
-    }
+    parameters, x = solve_sdp_arguments(case, call)
+    x["T"] = np.array(x["T"])
     return parameters, x, pylip.solve_sdp(parameters, x), call["outputs"]
 
 

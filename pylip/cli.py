@@ -35,6 +35,16 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_parity_report(args: argparse.Namespace) -> int:
+    from . import parity
+
+    usable, skipped = parity.available_solvers()
+    chosen = [s.upper() for s in args.solver] if args.solver else usable
+    results = [parity.solver_parity(name) for name in chosen]
+    print(parity.format_table(results, {} if args.solver else skipped))
+    return 0 if all(r.within_tolerance for r in results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pylip",
@@ -54,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=10_000, help="points for the sampled lower bound")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_certify)
+
+    p = sub.add_parser(
+        "parity-report",
+        help="compare every installed solver with the original's reference outputs",
+    )
+    p.add_argument("--solver", action="append", help="only this solver (repeatable)")
+    p.set_defaults(func=_cmd_parity_report)
     return parser
 
 

@@ -153,6 +153,11 @@ def compiled_step(dims: tuple[int, int, int], T: np.ndarray, mode: str, solver: 
     return step
 
 
+def clear_step_cache() -> None:
+    """Forget the compiled Lipschitz steps (e.g. after changing solver settings)."""
+    _STEP_CACHE.clear()
+
+
 def _mode(ind_Lip: Any) -> str:
     try:
         key = int(np.asarray(ind_Lip).reshape(()))

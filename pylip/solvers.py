@@ -82,7 +82,7 @@ def _mosek_licence_problem() -> str | None:
         with mosek.Env() as env:
             env.checkoutlicense(mosek.feature.pts)
     except mosek.Error as exc:
-        return str(exc)
+        return " ".join(str(exc).split())
     return None
 
 
@@ -93,7 +93,9 @@ def mosek_available() -> tuple[bool, str]:
     problem = _mosek_licence_problem()
     if problem is None:
         return True, "MOSEK licence found"
-    return False, f"no MOSEK licence: {problem}"
+    return False, (
+        f"no MOSEK licence ({problem}); put it at ~/mosek/mosek.lic or set MOSEKLM_LICENSE_FILE"
+    )
 
 
 def _require_mosek_licence() -> None:

@@ -1,0 +1,23 @@
+"""`pylip parity-report`: the table users paste into issues, and its verdict."""
+
+from __future__ import annotations
+
+from pylip import parity
+from pylip.cli import main
+from pylip.solvers import default_solver
+
+
+def test_report_for_the_default_solver(capsys):
+    solver = default_solver().upper()
+    assert main(["parity-report", "--solver", solver]) == 0
+    out = capsys.readouterr().out
+    assert f"| {solver} |" in out and "| tolerance |" in out and "ok |" in out
+
+
+def test_verdict_fails_when_a_deviation_exceeds_its_tolerance():
+    result = parity.SolverParity("X")
+    assert result.within_tolerance
+    result.record("step_W_bar", 2 * parity.TOLERANCES["step_W_bar"])
+    assert not result.within_tolerance
+    table = parity.format_table([result], {"MOSEK": "no licence"})
+    assert "EXCEEDS" in table and "skipped: no licence" in table
