@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ def reference_dir() -> Path:
     return folder
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_json(relative: str) -> Any:
     """A JSON file under ``reference/``."""
     return json.loads((reference_dir() / relative).read_text())
