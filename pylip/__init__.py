@@ -8,14 +8,29 @@ Core (Pythonic) API: :func:`certify`, :func:`certify_split`,
 from .admm import LipschitzStep, StepResult
 from .certificate import Certificate, SplitCertificate, certify, certify_split, closed_form_bound
 from .compat import build_T, calculate_Lipschitz, initialize_parameters, solve_SDP, solve_sdp
-from .errors import CertificateError, InputError, PylipError, SolverError
+from .errors import CertificateError, InputError, PylipError, SolverError, TrainingError
 from .sampling import sampled_lower_bound
 
 __version__ = "0.1.0"
+
+_TRAINING_NAMES = ("MeinNetz", "TrainingConfig")
+
+
+def __getattr__(name: str) -> object:
+    """``MeinNetz`` and ``TrainingConfig`` need torch (the ``train`` extra): import on first use."""
+    if name in _TRAINING_NAMES:
+        from . import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module 'pylip' has no attribute {name!r}")
+
 __all__ = [
     "Certificate",
     "LipschitzStep",
+    "MeinNetz",
     "StepResult",
+    "TrainingConfig",
+    "TrainingError",
     "CertificateError",
     "InputError",
     "PylipError",

@@ -156,18 +156,20 @@ def certify(
         raise InputError(f"margin must be a finite number >= 0, got {margin}")
     solver_name = resolve_solver(solver)
     structure = lmi.network_structure(matrices)
+    scaling = _Normalization(matrices)
 
-    T_expr, multiplier_value = _multiplier(form, structure)
+    normalized = lmi.network_structure(scaling.weights)
+    T_expr, multiplier_value = _multiplier(form, normalized)
     squared = cp.Variable(name="L2")
-    P = lmi.certificate_matrix(structure, T_expr, squared, a, b)
+    P = lmi.certificate_matrix(normalized, T_expr, squared, a, b)
     size = P.shape[0]
     problem = cp.Problem(
         cp.Minimize(squared), [0.5 * (P + P.T) << -margin * np.eye(size)]
     )
     info = solve(problem, solver_name, what=f"LipSDP-{form} certificate SDP")
 
-    T = multiplier_value()
-    solver_squared = float(value_of(squared))
+    T = scaling.multiplier(multiplier_value())
+    solver_squared = scaling.squared_bound(float(value_of(squared)))
     if form == "network":
         warnings.warn(
             "LipSDP-Network (coupled T) is not a valid Lipschitz bound in general "
@@ -179,6 +181,33 @@ def certify(
         structure, T, solver_squared, a, b, form=form, solver=info.solver, status=info.status,
         solve_time=info.solve_time, margin=margin, weights=matrices,
     )
+
+
+class _Normalization:
+    """Solve (6) for weights scaled to unit spectral norm, then map back exactly.
+
+    With ``W_k = s_k V_k``, ``d_k = s_0 ... s_{k-1}`` on hidden layer ``k`` and
+    ``S = s_0 ... s_l``, the congruence ``D P_W(L^2, T) D = S^2 P_V(L^2 / S^2,
+    Delta T Delta / S^2)`` (``D = blkdiag(I, d_1 I, ..., d_l I)``) holds for
+    every slope sector, so ``L(W) = S L(V)`` and ``T_W = S^2 Delta^-1 T_V
+    Delta^-1``. Deep or large-weight networks (``L^2`` of 1e10) thus reach the
+    solver well scaled; the result is still checked in the original weights.
+    """
+
+    def __init__(self, weights: Sequence[np.ndarray]) -> None:
+        norms = [float(np.linalg.norm(w, 2)) for w in weights]
+        self.scales = [n if n > 0 else 1.0 for n in norms]
+        self.weights = [w / s for w, s in zip(weights, self.scales)]
+        self.total = float(np.prod(self.scales))
+        prefix = np.cumprod(self.scales[:-1])  # d_1 .. d_l
+        self.hidden_scale = np.repeat(prefix, [w.shape[0] for w in weights[:-1]])
+
+    def squared_bound(self, normalized: float) -> float:
+        return normalized * self.total**2
+
+    def multiplier(self, normalized: np.ndarray) -> np.ndarray:
+        inverse = 1.0 / self.hidden_scale
+        return self.total**2 * (inverse[:, None] * normalized * inverse[None, :])
 
 
 def _multiplier(form: str, structure: lmi.NetworkStructure) -> tuple[Any, Any]:

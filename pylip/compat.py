@@ -141,12 +141,14 @@ _STEP_CACHE: dict[tuple[Any, ...], LipschitzStep] = {}
 _STEP_CACHE_SIZE = 8
 
 
-def compiled_step(dims: tuple[int, int, int], T: np.ndarray, mode: str, solver: str | None) -> LipschitzStep:
+def compiled_step(
+    dims: tuple[int, int, int], T: np.ndarray, mode: str, solver: str | None, beta: float = 1.0
+) -> LipschitzStep:
     """A compiled :class:`~pylip.admm.LipschitzStep`, reused across ADMM iterations."""
-    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver)
+    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver, float(beta))
     step = _STEP_CACHE.get(key)
     if step is None:
-        step = LipschitzStep(*dims, T, mode=mode, solver=solver)
+        step = LipschitzStep(*dims, T, mode=mode, solver=solver, beta=beta)
         if len(_STEP_CACHE) >= _STEP_CACHE_SIZE:
             _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
         _STEP_CACHE[key] = step
@@ -172,7 +174,11 @@ def _mode(ind_Lip: Any) -> str:
 
 
 def solve_sdp(
-    parameters: Mapping[str, Any], x: Mapping[str, Any], *, solver: str | None = None
+    parameters: Mapping[str, Any],
+    x: Mapping[str, Any],
+    *,
+    solver: str | None = None,
+    beta: float = 1.0,
 ) -> dict[str, Any]:
     """The original ``solve_sdp.m``: Lipschitz step (10b) and dual update (10c).
 
@@ -181,6 +187,9 @@ def solve_sdp(
             every other field is passed through unchanged.
         x: ``T`` (fixed diagonal multiplier), ``rho`` (ADMM penalty), ``mu``,
             ``ind_Lip`` (1 regularise, 2 enforce ``L_des``), ``L_des``.
+        solver: SDP solver (default Clarabel).
+        beta: the activation's largest slope in LMI (7); the original's is 1
+            (tanh), sigmoid needs 1/4.
 
     Returns:
         A copy of ``parameters`` with ``W0_bar, W1_bar``, the updated
@@ -201,7 +210,7 @@ def solve_sdp(
         )
     dims = (W0.shape[1], W0.shape[0], W1.shape[0])
     mode = _mode(x["ind_Lip"])
-    step = compiled_step(dims, as_matrix(x["T"], "x['T']"), mode, solver)
+    step = compiled_step(dims, as_matrix(x["T"], "x['T']"), mode, solver, beta)
     L_des = x.get("L_des") if mode == "enforce" else None
     result = step.solve(
         W0, W1, parameters["Y0"], parameters["Y1"], rho=x["rho"], mu=x["mu"], L_des=L_des
@@ -227,6 +236,7 @@ def solve_SDP(
     L_des: float,
     *,
     solver: str | None = None,
+    beta: float = 1.0,
 ) -> dict[str, Any]:
     """The original bridge's ``solve_SDP``: :func:`solve_sdp` with the settings as arguments."""
     if len(net_dims) != 3:
@@ -236,7 +246,7 @@ def solve_SDP(
     if W0 is not None and W0.shape != (n_h, n_x):
         raise InputError(f"parameters['W0'] has shape {W0.shape} but net_dims says n_h x n_x = {(n_h, n_x)}")
     x = {"T": T, "rho": rho, "mu": mu, "ind_Lip": ind_Lip, "L_des": L_des, "n_x": n_x, "n_h": n_h, "n_y": n_y}
-    return solve_sdp(parameters, x, solver=solver)
+    return solve_sdp(parameters, x, solver=solver, beta=beta)
 
 
 def initialize_parameters(weights: Sequence[Any], biases: Sequence[Any]) -> dict[str, Any]:

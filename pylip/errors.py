@@ -25,3 +25,7 @@ class SolverError(PylipError, RuntimeError):
 
 class CertificateError(PylipError, RuntimeError):
     """A Lipschitz certificate could not be established or verified."""
+
+
+class TrainingError(PylipError, RuntimeError):
+    """Training diverged (NaN or inf) or could not continue; the message names the iteration."""
