@@ -161,7 +161,7 @@ def certify(
     normalized = lmi.network_structure(scaling.weights)
     T_expr, multiplier_value = _multiplier(form, normalized)
     squared = cp.Variable(name="L2")
-    P = lmi.certificate_matrix(normalized, T_expr, squared, a, b)
+    P = lmi.sparse_certificate_matrix(normalized, T_expr, squared, a, b)
     size = P.shape[0]
     problem = cp.Problem(
         cp.Minimize(squared), [0.5 * (P + P.T) << -margin * np.eye(size)]

@@ -33,6 +33,7 @@ class NetworkStructure:
     A: np.ndarray  # N x (n0 + N)
     B: np.ndarray  # N x (n0 + N)
     output_gram: np.ndarray  # (n0 + N) x (n0 + N), Wl' Wl in the last block
+    output_map: np.ndarray  # n_out x (n0 + N), [0, ..., 0, Wl]
     input_selector: np.ndarray  # (n0 + N) x (n0 + N), I_{n0} in the first block
     n_in: int
     hidden_sizes: tuple[int, ...]
@@ -56,27 +57,50 @@ def network_structure(weights: Sequence[np.ndarray]) -> NetworkStructure:
         col += w.shape[1]
     B = np.hstack([np.zeros((n_hidden, n_in)), np.eye(n_hidden)])
     last = weights[-1]
-    output_gram = np.zeros((size, size))
-    output_gram[size - last.shape[1] :, size - last.shape[1] :] = last.T @ last
+    output_map = np.zeros((last.shape[0], size))
+    output_map[:, size - last.shape[1] :] = last
+    output_gram = output_map.T @ output_map
     input_selector = np.zeros((size, size))
     input_selector[:n_in, :n_in] = np.eye(n_in)
-    return NetworkStructure(A, B, output_gram, input_selector, n_in, hidden)
+    return NetworkStructure(A, B, output_gram, output_map, input_selector, n_in, hidden)
 
 
 def certificate_matrix(
-    structure: NetworkStructure, T: Any, squared_bound: Any, alpha: float, beta: float
+    structure: NetworkStructure,
+    T: Any,
+    squared_bound: Any,
+    alpha: float,
+    beta: float,
+    *,
+    with_output: bool = True,
 ) -> Any:
-    """``P(L^2, T)`` of eq. (5); numpy in, numpy out, or cvxpy in, cvxpy out."""
+    """``P(L^2, T)`` of eq. (5); numpy in, numpy out, or cvxpy in, cvxpy out.
+
+    ``with_output=False`` leaves out the output term ``Wl' Wl``.
+    """
     A, B = structure.A, structure.B
     cross = A.T @ T @ B
-    P = (
-        (-2.0 * alpha * beta) * (A.T @ T @ A)
-        + (alpha + beta) * (cross + cross.T)
-        - 2.0 * (B.T @ T @ B)
-        + structure.output_gram
-        - squared_bound * structure.input_selector
-    )
-    return P
+    P = (alpha + beta) * (cross + cross.T) - 2.0 * (B.T @ T @ B) - squared_bound * structure.input_selector
+    if alpha != 0.0:
+        P = P + (-2.0 * alpha * beta) * (A.T @ T @ A)
+    return P + structure.output_gram if with_output else P
+
+
+def sparse_certificate_matrix(
+    structure: NetworkStructure, T: Any, squared_bound: Any, alpha: float, beta: float
+) -> Any:
+    """``P`` with its output term as a Schur complement: ``[[P - Wl'Wl, C'], [C, -I]]``.
+
+    ``P <= 0`` iff this matrix is ``<= 0`` (``-I < 0``), as LMI (7) is to (5).
+    It is larger by ``n_out`` but keeps the network's block-banded sparsity
+    (``Wl' Wl`` fills the last hidden block densely), which solvers with
+    chordal decomposition (Clarabel) exploit.
+    """
+    import cvxpy as cp
+
+    inner = certificate_matrix(structure, T, squared_bound, alpha, beta, with_output=False)
+    C = structure.output_map
+    return cp.bmat([[inner, C.T], [C, -np.eye(C.shape[0])]])
 
 
 def max_eigenvalue(matrix: np.ndarray) -> float:
