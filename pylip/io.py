@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -130,3 +132,78 @@ def _from_state_dict(file: Path) -> Network:
     biases = [v.double().numpy() for k, v in state.items() if k.endswith("bias")]
     matrices = as_weight_list(weights, f"{file.name} weights")
     return Network(file.stem, matrices, biases if len(biases) == len(matrices) else None)
+
+
+def res_struct(result: Any) -> dict[str, Any]:
+    """An :class:`~pylip.examples.ExampleResult` in the original's ``res`` layout.
+
+    Fields and names as the original drivers saved them: ``hyper``, ``data``
+    (inputs, targets, outputs, ``Lip*`` bounds, ``MSELoss*``, courses) and
+    ``weights*``, ``biases*`` of the four nets.
+    """
+    h = result.hyper
+    hyper = {
+        "lr": h.lr, "n_x": 1, "n_h": 10, "n_y": 1, "rho": h.rho, "mu": h.mu, "lambda": h.lmbd,
+        "epochs": h.epochs, "epochs_nom": h.epochs_nom, "epochs_L2": h.epochs_L2,
+        "iterations_ADMM": h.it_ADMM, "ind_Lip": h.ind_Lip, "Lip_des": result.L_des,
+    }
+    column = lambda values: np.asarray(values, dtype=np.float64).reshape(-1, 1)  # noqa: E731
+    data: dict[str, Any] = {"input": column(result.input), "target": column(result.target)}
+    for name, suffix in RES_NETS:
+        data[f"out{suffix}"] = column(result.nets[name].prediction)
+    for name, suffix in RES_NETS:
+        data[f"Lip{suffix}"] = result.nets[name].bound
+    labels = {"train": "MSELoss", "test": "MSELoss_test", "sine": "MSELoss_sin"}
+    for key, label in labels.items():
+        for name, suffix in RES_NETS:
+            if key in result.nets[name].mse:
+                data[f"{label}{suffix}"] = np.float32(result.nets[name].mse[key])
+    data["L_course"] = np.asarray(result.courses["L_course"])
+    data["L_course_L2"] = np.asarray(result.courses["L_course_L2"])
+    data["L_course_Lip"] = column(result.courses["L_course_Lip"])
+    data["MSE_course"] = np.asarray(result.courses["MSE_course"])
+    data["MSE_course_L2"] = np.asarray(result.courses["MSE_course_L2"])
+    data["MSE_course_Lip"] = column(result.courses["MSE_course_Lip"])
+    res: dict[str, Any] = {"hyper": hyper, "data": data}
+    for name, suffix in RES_NETS:
+        res[f"weights{suffix}"] = _cell(result.nets[name].weights)
+    for name, suffix in RES_NETS:
+        res[f"biases{suffix}"] = _cell(result.nets[name].biases)
+    return res
+
+
+def _cell(arrays: list[np.ndarray]) -> np.ndarray:
+    cell = np.empty((1, len(arrays)), dtype=object)
+    for i, array in enumerate(arrays):
+        cell[0, i] = np.asarray(array, dtype=np.float64)
+    return cell
+
+
+def save_res_mat(result: Any, path: str | os.PathLike[str]) -> Path:
+    """Write the original's ``res`` struct (``load(file); res.data.Lip`` in MATLAB)."""
+    target = Path(path)
+    scipy.io.savemat(target, {"res": np.array(res_struct(result), dtype=object)})
+    return target
+
+
+def summary(result: Any) -> dict[str, Any]:
+    """A JSON-ready summary: hyperparameters, per-net bound and MSEs, timings, courses."""
+    return {
+        "example": result.example,
+        "hyper": {**dataclasses.asdict(result.hyper), "Lip_des": result.L_des},
+        "settings": result.settings,
+        "nets": {
+            name: {"L": net.bound, "mse": net.mse, "weights": [w.tolist() for w in net.weights],
+                   "biases": [b.tolist() for b in net.biases]}
+            for name, net in result.nets.items()
+        },
+        "timings_seconds": result.timings,
+        "courses": {k: [None if v != v else v for v in values] for k, values in result.courses.items()},
+    }
+
+
+def save_summary(result: Any, path: str | os.PathLike[str]) -> Path:
+    """Write :func:`summary` as JSON (NaN logging entries as null)."""
+    target = Path(path)
+    target.write_text(json.dumps(summary(result), indent=1))
+    return target
