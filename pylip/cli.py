@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .errors import PylipError
@@ -86,7 +88,6 @@ def _run_settings(args: argparse.Namespace) -> dict[str, object]:
         log_certificate_every=args.log_certificate_every,
         log_certificate_method=args.log_certificate_method,
         progress=not args.no_progress,
-        on_phase=lambda name: print(f"  {name}", flush=True),
     )
     for _, dest, _ in HYPER_OPTIONS:
         if getattr(args, dest, None) is not None:
@@ -94,34 +95,69 @@ def _run_settings(args: argparse.Namespace) -> dict[str, object]:
     return settings
 
 
-def _run_and_report(name: str, args: argparse.Namespace) -> tuple[object, bool]:
+def _print_phase(name: str) -> None:
+    print(f"  {name}", flush=True)
+
+
+def _run_example(name: str, settings: dict[str, object], threads: int | None = None) -> tuple[object, float]:
+    """Run one example (in this process or a worker) and time it."""
     from . import examples
 
-    print(f"{name}:", flush=True)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     start = time.perf_counter()
-    result = examples.run_example(examples.SPECS[name], **_run_settings(args))  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - start
+    result = examples.run_example(examples.SPECS[name], **settings)  # type: ignore[arg-type]
+    return result, time.perf_counter() - start
+
+
+def _report(result: Any, elapsed: float, args: argparse.Namespace) -> bool:
+    """Write a run's files and print its table; True if every cell is within tolerance."""
+    from . import examples
+
     files = examples.write_outputs(result, args.out)
-    print(f"  finished in {elapsed:.1f} s; wrote {', '.join(str(f) for f in files)}")
+    print(f"{result.example}: finished in {elapsed:.1f} s; wrote {', '.join(str(f) for f in files)}")
     cells = examples.compare(result)
     faithful = args.scale == 1.0 and all(getattr(args, d, None) is None for _, d, _ in HYPER_OPTIONS)
     print(examples.format_comparison(result, cells, judged=faithful))
     if not faithful:
         print("  (settings differ from the original run's: the comparison is for orientation only)")
-        return result, True
-    return result, all(c.ok for c in cells)
+        return True
+    return all(c.ok for c in cells)
 
 
 def _cmd_example(args: argparse.Namespace) -> int:
-    _, ok = _run_and_report(args.example, args)
-    return 0 if ok else 1
+    print(f"{args.example}:", flush=True)
+    result, elapsed = _run_example(args.example, {**_run_settings(args), "on_phase": _print_phase})
+    return 0 if _report(result, elapsed, args) else 1
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    """Both examples, in parallel worker processes when ``--jobs`` > 1 (the default on 2+ cores)."""
+    names = ("classifier_example", "sin_example")
+    settings = _run_settings(args)
     start = time.perf_counter()
-    verdicts = [_run_and_report(name, args)[1] for name in ("classifier_example", "sin_example")]
-    print(f"reproduce: both examples in {time.perf_counter() - start:.1f} s; "
-          + ("every cell within tolerance" if all(verdicts) else "SOME CELLS OUT OF TOLERANCE"))
+    if args.jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        settings["progress"] = False  # two bars from two processes would interleave
+        print(f"running {', '.join(names)} in {min(args.jobs, 2)} worker processes ...", flush=True)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(args.jobs, 2), mp_context=context) as pool:
+            futures = [pool.submit(_run_example, name, settings, 1) for name in names]
+            runs = [future.result() for future in futures]
+    else:
+        runs = []
+        for name in names:
+            print(f"{name}:", flush=True)
+            runs.append(_run_example(name, {**settings, "on_phase": _print_phase}))
+    verdicts = [_report(result, elapsed, args) for result, elapsed in runs]
+    print(
+        f"reproduce: both examples in {time.perf_counter() - start:.1f} s; "
+        + ("every cell within tolerance" if all(verdicts) else "SOME CELLS OUT OF TOLERANCE")
+    )
     return 0 if all(verdicts) else 1
 
 
@@ -155,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="run both examples and print Tables I and II side by side")
     _add_run_options(p, hyper=False)
+    p.add_argument(
+        "--jobs", type=int, default=min(2, os.cpu_count() or 1),
+        help="worker processes (the two examples run in parallel by default on 2+ cores)",
+    )
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser(

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import compat
+from . import compat, sgd_kernel
 from .activations import get_activation
 from .admm import check_multiplier
 from .certificate import certify, closed_form_bound
@@ -48,6 +48,7 @@ TORCH_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
 }
 CERTIFICATE_METHODS = ("sdp", "closed_form", "auto")
+ENGINES = ("auto", "torch", "compiled")
 FLOAT_DTYPES = (torch.float32, torch.float64)
 ORIGINAL_DIMS = (1, 10, 1)  # the examples' net_dims
 
@@ -83,6 +84,11 @@ class TrainingConfig:
             ``[0, beta]`` with ``beta`` 1, 1, 1/4: LMI (7)).
         dtype: ``torch.float32`` (the original's) or ``torch.float64``.
         progress: show tqdm progress bars.
+        engine: ``"torch"`` (autograd, the original's arithmetic), ``"compiled"``
+            (:mod:`pylip.sgd_kernel`: the same float32 arithmetic compiled with
+            numba, bit for bit equal on AVX2 CPUs with torch 2.13, for
+            ``1 - n_h - 1`` tanh nets in float32), or ``"auto"`` (compiled
+            where it applies and numba is installed, else torch).
     """
 
     input: torch.Tensor
@@ -104,6 +110,7 @@ class TrainingConfig:
     activation: str = "tanh"
     dtype: torch.dtype = torch.float32
     progress: bool = True
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         if self.dtype not in FLOAT_DTYPES:
@@ -128,6 +135,13 @@ class TrainingConfig:
     def beta(self) -> float:
         """Upper slope bound of the activation (eq. 2): 1 for tanh and ReLU, 1/4 for sigmoid."""
         return get_activation(self.activation).beta
+
+    @property
+    def compiled_engine(self) -> bool:
+        """Whether SGD runs in the compiled kernel (see ``engine``)."""
+        if self.engine == "torch":
+            return False
+        return self.engine == "compiled" or _kernel_applies(self)
 
     @property
     def closed_form_exact(self) -> bool:
@@ -211,7 +225,28 @@ def _checked_logging(config: TrainingConfig, checked: Mapping[str, Any]) -> dict
             "TrainingConfig.log_certificate_method='closed_form' is exact only for one input and one "
             f"output (n_x = n_y = 1), got n_x={checked['n_x']}, n_y={checked['n_y']}; use 'sdp' or 'auto'"
         )
+    if config.engine not in ENGINES:
+        raise InputError(f"TrainingConfig.engine must be one of {', '.join(ENGINES)}, got {config.engine!r}")
+    if config.engine == "compiled":
+        if not sgd_kernel.available():
+            raise InputError("TrainingConfig.engine='compiled' needs numba: pip install 'pylip[train]'")
+        shape = (checked["n_x"], config.n_h, checked["n_y"])
+        if name != "tanh" or shape[0] != 1 or shape[2] != 1 or config.dtype != torch.float32:
+            raise InputError(
+                "TrainingConfig.engine='compiled' covers float32 1-n_h-1 tanh nets (the examples'), got "
+                f"{shape[0]}-{shape[1]}-{shape[2]} {name} in {config.dtype}; use engine='torch' or 'auto'"
+            )
     return {"activation": name}
+
+
+def _kernel_applies(config: TrainingConfig) -> bool:
+    return (
+        sgd_kernel.available()
+        and config.activation == "tanh"
+        and config.n_x == 1
+        and config.n_y == 1
+        and config.dtype == torch.float32
+    )
 
 
 def _data_tensor(value: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
@@ -433,6 +468,8 @@ class MeinNetz(nn.Module):
         multipliers: list[tuple[torch.Tensor, torch.Tensor]] | None,
         bar: Any,
     ) -> tuple[list[float], list[float]]:
+        if config.compiled_engine:
+            return self._compiled_loop(config, steps, lmbd, rho, multipliers, bar)
         x, y, lr, log_every = config.input, config.target, config.lr, config.log_every
         params = list(self.parameters())
         W0, b0, W1, b1 = params
@@ -459,6 +496,36 @@ class MeinNetz(nn.Module):
                 for p, g in zip(params, grads):
                     p.add_(g, alpha=-lr)
         bar.update(steps - bar.n)
+        return L_course, MSE_course
+
+    def _compiled_loop(
+        self,
+        config: TrainingConfig,
+        steps: int,
+        lmbd: float | None,
+        rho: float | None,
+        multipliers: list[tuple[torch.Tensor, torch.Tensor]] | None,
+        bar: Any,
+    ) -> tuple[list[float], list[float]]:
+        """:meth:`_sgd_loop` with the SGD steps between two logged points in the compiled kernel.
+
+        The kernel updates the parameters' storage in place (numpy views of the
+        tensors), so the logging at ``i % log_every == 0`` sees exactly the
+        weights the torch loop would.
+        """
+        views = [p.detach().numpy() for p in self.parameters()]
+        x, y = config.input.numpy(), config.target.numpy()
+        targets = None if multipliers is None else [(w.numpy(), v.numpy()) for w, v in multipliers]
+        L_course: list[float] = []
+        MSE_course: list[float] = []
+        for start in range(0, steps, config.log_every):
+            L, mse = self._log_point(config, start, len(L_course))
+            L_course.append(L)
+            MSE_course.append(mse)
+            chunk = min(config.log_every, steps - start)
+            sgd_kernel.sgd_steps(views, x, y, chunk, config.lr, lmbd=lmbd, rho=rho, multipliers=targets)
+            bar.update(chunk)
+            bar.set_postfix(MSE=f"{mse:.4g}", refresh=False)
         return L_course, MSE_course
 
     def _log_point(self, config: TrainingConfig, step: int, index: int) -> tuple[float, float]:

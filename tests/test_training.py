@@ -195,10 +195,28 @@ def test_w_step_lowers_the_augmented_lagrangian():
 # --------------------------------------------------------------------------- parity with the original loop
 
 
+def compiled_is_exact() -> bool:
+    """The compiled kernel replays torch 2.13's AVX2 CPU kernels with MKL's tanh."""
+    from pylip import sgd_kernel
+
+    return (
+        torch.__version__.startswith("2.13.")
+        and torch.backends.cpu.get_cpu_capability() == "AVX2"
+        and sgd_kernel.mkl_tanh() is not None
+    )
+
+
+@pytest.mark.parametrize("engine", ["torch", "compiled"])
 @pytest.mark.parametrize("variant", ["nominal", "l2", "admm"])
-def test_sgd_loop_matches_the_original_loop_bit_for_bit(variant):
-    """Fresh optim.SGD per step + backward vs one in-place update: identical float32 weights."""
-    cfg = config(log_certificate_method="closed_form")
+def test_sgd_loop_matches_the_original_loop_bit_for_bit(variant, engine):
+    """Fresh optim.SGD per step + backward vs one in-place update: identical float32 weights.
+
+    The compiled engine is exact where it replays this torch's kernels (torch
+    2.13, AVX2, MKL tanh); elsewhere see the next test.
+    """
+    if engine == "compiled" and not compiled_is_exact():
+        pytest.skip("the compiled engine is bit-exact only with torch 2.13 on AVX2 with MKL's tanh")
+    cfg = config(log_certificate_method="closed_form", engine=engine)
     mine = net_from_seed(cfg)
     original = OriginalMeinNetz(
         SimpleNamespace(input=cfg.input, target=cfg.target, lr=0.01, build_T=closed_form_build_T)
@@ -214,6 +232,33 @@ def test_sgd_loop_matches_the_original_loop_bit_for_bit(variant):
     assert courses == expected  # logged at steps 0, 1000, 2000: the same floats
     assert len(courses[1]) == 3
     assert_same_state(mine, original)
+
+
+@pytest.mark.parametrize("tanh", ["mkl", "rounded"])
+def test_compiled_engine_agrees_with_torch_to_rounding_level(tanh, monkeypatch):
+    """Any build: with float64 tanh rounded to float32 (no MKL) the weights stay within 1e-5."""
+    from pylip import sgd_kernel
+
+    if tanh == "rounded":
+        monkeypatch.setattr(sgd_kernel, "tanh_kind", lambda: sgd_kernel.TANH_ROUNDED)
+    parameters = None
+    results = []
+    for engine in ("torch", "compiled"):
+        net = net_from_seed(config(engine=engine))
+        parameters = parameters or perturbed_multipliers(net)
+        net.train(1500, lmbd=0.01)
+        net.train(1500, rho=2.0, parameters=parameters)
+        results.append(torch.cat([p.detach().ravel() for p in net.parameters()]))
+    torch.testing.assert_close(results[1], results[0], rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_engine_is_refused_where_it_does_not_apply():
+    with pytest.raises(InputError, match="engine='compiled' covers float32 1-n_h-1 tanh"):
+        config(engine="compiled", activation="relu")
+    with pytest.raises(InputError, match="engine must be one of"):
+        config(engine="jax")
+    assert not config(engine="auto", activation="relu").compiled_engine
+    assert config(engine="torch").compiled_engine is False
 
 
 def test_sdp_logging_is_the_originals_build_T():
