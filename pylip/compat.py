@@ -23,13 +23,11 @@ from .validation import as_dim, as_matrix, as_vector
 N_CHECK_SAMPLES = 10_000  # the original's sample count for its checks
 
 
-def one_hidden_layer(
-    parameters: Mapping[str, Any], dims: Mapping[str, Any] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``W0, W1, b0, b1`` from an original ``parameters`` dict, checked against ``dims``."""
-    for key in ("W0", "W1", "b0", "b1"):
+def weight_pair(parameters: Mapping[str, Any], required: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``W0, W1`` of an original ``parameters`` dict, after checking its ``required`` fields."""
+    for key in required:
         if key not in parameters:
-            raise InputError(f"parameters has no field '{key}' (needs W0, W1, b0, b1)")
+            raise InputError(f"parameters has no field '{key}' (needs {', '.join(required)})")
     W0 = as_matrix(parameters["W0"], "parameters['W0']")
     W1 = as_matrix(parameters["W1"], "parameters['W1']")
     if W1.shape[1] != W0.shape[0]:
@@ -37,6 +35,14 @@ def one_hidden_layer(
             f"parameters['W1'] has {W1.shape[1]} columns but parameters['W0'] has "
             f"{W0.shape[0]} rows: W0 is n_h x n_x and W1 is n_y x n_h"
         )
+    return W0, W1
+
+
+def one_hidden_layer(
+    parameters: Mapping[str, Any], dims: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``W0, W1, b0, b1`` from an original ``parameters`` dict, checked against ``dims``."""
+    W0, W1 = weight_pair(parameters, ("W0", "W1", "b0", "b1"))
     b0 = as_vector(parameters["b0"], "parameters['b0']", W0.shape[0])
     b1 = as_vector(parameters["b1"], "parameters['b1']", W1.shape[0])
     if dims is not None:
@@ -196,18 +202,10 @@ def solve_sdp(
         ``Y0, Y1`` and ``Lipschitz`` (``sqrt`` of the step's ``L^2``; ``L_des``
         itself in mode 2) set.
     """
-    for key in ("W0", "W1", "Y0", "Y1"):
-        if key not in parameters:
-            raise InputError(f"parameters has no field '{key}' (needs W0, W1, Y0, Y1)")
+    W0, W1 = weight_pair(parameters, ("W0", "W1", "Y0", "Y1"))
     for key in ("T", "rho", "mu", "ind_Lip"):
         if key not in x:
             raise InputError(f"x has no field '{key}' (needs T, rho, mu, ind_Lip, and L_des for ind_Lip 2)")
-    W0 = as_matrix(parameters["W0"], "parameters['W0']")
-    W1 = as_matrix(parameters["W1"], "parameters['W1']")
-    if W1.shape[1] != W0.shape[0]:
-        raise InputError(
-            f"parameters['W1'] has {W1.shape[1]} columns but parameters['W0'] has {W0.shape[0]} rows"
-        )
     dims = (W0.shape[1], W0.shape[0], W1.shape[0])
     mode = _mode(x["ind_Lip"])
     step = compiled_step(dims, as_matrix(x["T"], "x['T']"), mode, solver, beta)

@@ -40,9 +40,6 @@ from .training import MeinNetz, TrainingConfig
 
 logger = logging.getLogger(__name__)
 
-NET_NAMES = ("nominal", "L2", "Lip", "Lip2")
-RES_SUFFIX = {"nominal": "", "L2": "_L2", "Lip": "_Lip", "Lip2": "_Lip2"}
-
 
 @dataclass(frozen=True)
 class Hyperparameters:

@@ -456,8 +456,9 @@ class MeinNetz(nn.Module):
             raise InputError("train(parameters=...) is only used with rho (the ADMM penalty); pass rho too")
         multipliers = None if rho is None else self._multiplier_tensors(parameters)  # type: ignore[arg-type]
         show = config.progress if show_progress is None else show_progress
+        loop = self._compiled_loop if config.compiled_engine else self._sgd_loop
         with torch.enable_grad(), tqdm(total=steps, disable=not show, unit="step", leave=False) as bar:
-            return self._sgd_loop(config, steps, lmbd, rho, multipliers, bar)
+            return loop(config, steps, lmbd, rho, multipliers, bar)
 
     def _sgd_loop(
         self,
@@ -468,8 +469,6 @@ class MeinNetz(nn.Module):
         multipliers: list[tuple[torch.Tensor, torch.Tensor]] | None,
         bar: Any,
     ) -> tuple[list[float], list[float]]:
-        if config.compiled_engine:
-            return self._compiled_loop(config, steps, lmbd, rho, multipliers, bar)
         x, y, lr, log_every = config.input, config.target, config.lr, config.log_every
         params = list(self.parameters())
         W0, b0, W1, b1 = params
