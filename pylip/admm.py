@@ -229,7 +229,40 @@ class LipschitzStep:
         ``W_bar`` and ``T``; where ``L^2`` is fixed (enforce mode) by shrinking
         ``W_bar`` by a factor ``s < 1``, which keeps (7) feasible (it lowers
         the quadratic form of (5) by ``(1 - s^2)`` times non-negative terms).
+        A point that then holds only within eigenvalue rounding is moved
+        beyond it where a tiny change can (:meth:`_beyond_rounding`).
         """
+        return self._beyond_rounding(*self._holding(W0_bar, W1_bar, squared))
+
+    def _beyond_rounding(
+        self, W0_bar: np.ndarray, W1_bar: np.ndarray, squared: float, top: float, repaired: bool
+    ) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
+        """Move a point whose largest eigenvalue is in ``(-lmi.rounding_slack, 0]`` beyond that.
+
+        There another float64 eigenvalue routine may find it > 0. Interior-point
+        solvers land far inside (the margin ``eps``); a first-order solver (SCS)
+        can end on the boundary. ``L^2`` is raised (regularize mode), else
+        ``W_bar`` shrunk, by at most 1e-10 relative; if that is not enough (a
+        badly scaled matrix), the point is kept: it holds in the check above.
+        """
+        if top <= -lmi.rounding_slack(lmi7_matrix(W0_bar, W1_bar, self.T, squared, self.beta)):
+            return W0_bar, W1_bar, squared, top, repaired
+        candidates = []
+        for change in (1e-14, 1e-12, 1e-10):
+            if self.mode == "regularize":
+                candidates.append((W0_bar, W1_bar, squared * (1 + change)))
+            candidates.append(((1 - change) * W0_bar, (1 - change) * W1_bar, squared))
+        for W0_new, W1_new, squared_new in candidates:
+            M = lmi7_matrix(W0_new, W1_new, self.T, squared_new, self.beta)
+            moved = lmi.max_eigenvalue(M)
+            if moved <= -lmi.rounding_slack(M):
+                return W0_new, W1_new, squared_new, moved, True
+        return W0_bar, W1_bar, squared, top, repaired
+
+    def _holding(
+        self, W0_bar: np.ndarray, W1_bar: np.ndarray, squared: float
+    ) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
+        """The solver's point if (7) holds there in float64, else the repaired one."""
         top = self.max_eigenvalue(W0_bar, W1_bar, squared)
         if top <= 0.0:
             return W0_bar, W1_bar, squared, top, False

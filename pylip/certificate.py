@@ -34,6 +34,7 @@ from .solvers import resolve_solver, solve, value_of
 from .validation import as_weight_list
 
 FORMS = ("neuron", "layer", "network")
+FORMULATIONS = ("structured", "original")
 DEFAULT_MARGIN = 1e-9  # the original asks for P <= -1e-9 I
 
 
@@ -54,7 +55,8 @@ class Certificate:
         trivial_bound: product of the weights' spectral norms (times ``beta``
             per hidden layer), for comparison.
         max_eigenvalue: largest eigenvalue of ``P(L^2, T)``, <= 0.
-        repaired: True if the solver's ``L^2`` violated the LMI and was raised.
+        repaired: True if the solver's ``L^2`` was raised: it violated the LMI,
+            or held only within eigenvalue rounding (``lmi.rounding_slack``).
         solver_bound: ``sqrt`` of the ``L^2`` the solver returned.
         alpha, beta: the slope sector used (eq. 2).
         sound: False only for the coupled ``"network"`` form.
@@ -120,6 +122,7 @@ def certify(
     solver: str | None = None,
     margin: float = DEFAULT_MARGIN,
     allow_unsound: bool = False,
+    formulation: str = "structured",
 ) -> Certificate:
     """Certify an upper bound on the Lipschitz constant of a feed-forward network.
 
@@ -138,6 +141,16 @@ def certify(
             ``"CVXOPT"`` or ``"MOSEK"``.
         margin: the LMI is solved as ``P <= -margin I`` (the original's 1e-9).
         allow_unsound: permit ``form="network"``.
+        formulation: how the SDP is handed to the solver. ``"structured"``
+            (default): weights scaled to unit norm (an exact congruence), the
+            output term as a Schur complement (sparse, as LMI (7)), ``T >= 0``.
+            ``"original"``: eq. (5) exactly as ``calculate_Lipschitz.m`` states
+            it (dense, unscaled, free diagonal ``T``; one hidden layer, neuron
+            form). Both give the same bound to solver accuracy, but ``T`` is not
+            unique at the optimum and an interior-point solver lands on a
+            formulation-dependent point of that set; the original formulation
+            lands where the original did, which matters when ``T`` is then
+            fixed for ADMM (``calculate_Lipschitz`` uses it).
 
     Returns:
         A :class:`Certificate` whose LMI has been checked in float64.
@@ -154,22 +167,31 @@ def certify(
         )
     if margin < 0 or not np.isfinite(margin):
         raise InputError(f"margin must be a finite number >= 0, got {margin}")
+    if formulation not in FORMULATIONS:
+        raise InputError(f"formulation must be one of {', '.join(FORMULATIONS)}, got {formulation!r}")
+    if formulation == "original" and (form != "neuron" or len(matrices) != 2 or a != 0.0):
+        raise InputError(
+            "formulation='original' is calculate_Lipschitz.m's SDP: one hidden layer, form='neuron', "
+            "alpha = 0; use formulation='structured' for anything else"
+        )
     solver_name = resolve_solver(solver)
     structure = lmi.network_structure(matrices)
-    scaling = _Normalization(matrices)
-
-    normalized = lmi.network_structure(scaling.weights)
-    T_expr, multiplier_value = _multiplier(form, normalized)
     squared = cp.Variable(name="L2")
-    P = lmi.sparse_certificate_matrix(normalized, T_expr, squared, a, b)
-    size = P.shape[0]
-    problem = cp.Problem(
-        cp.Minimize(squared), [0.5 * (P + P.T) << -margin * np.eye(size)]
-    )
+    if formulation == "original":
+        T_expr, multiplier_value = _multiplier(form, structure, nonneg=False)
+        P = lmi.certificate_matrix(structure, T_expr, squared, a, b)
+        scaling = None
+    else:
+        scaling = _Normalization(matrices)
+        normalized = lmi.network_structure(scaling.weights)
+        T_expr, multiplier_value = _multiplier(form, normalized)
+        P = lmi.sparse_certificate_matrix(normalized, T_expr, squared, a, b)
+    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << -margin * np.eye(P.shape[0])])
     info = solve(problem, solver_name, what=f"LipSDP-{form} certificate SDP")
 
-    T = scaling.multiplier(multiplier_value())
-    solver_squared = scaling.squared_bound(float(value_of(squared)))
+    T, solver_squared = multiplier_value(), float(value_of(squared))
+    if scaling is not None:
+        T, solver_squared = scaling.multiplier(T), scaling.squared_bound(solver_squared)
     if form == "network":
         warnings.warn(
             "LipSDP-Network (coupled T) is not a valid Lipschitz bound in general "
@@ -210,11 +232,15 @@ class _Normalization:
         return self.total**2 * (inverse[:, None] * normalized * inverse[None, :])
 
 
-def _multiplier(form: str, structure: lmi.NetworkStructure) -> tuple[Any, Any]:
-    """The cvxpy expression of T for a form, and a function giving its value."""
+def _multiplier(form: str, structure: lmi.NetworkStructure, nonneg: bool = True) -> tuple[Any, Any]:
+    """The cvxpy expression of T for a form, and a function giving its value.
+
+    ``nonneg=False`` leaves a diagonal ``T`` free, as the original did (for
+    one hidden layer and ``alpha = 0`` the LMI itself forces ``T > 0``).
+    """
     n = structure.n_hidden
     if form == "neuron":
-        t = cp.Variable(n, nonneg=True, name="t")
+        t = cp.Variable(n, nonneg=nonneg, name="t")
         return cp.diag(t), lambda: np.diag(np.maximum(value_of(t), 0.0))
     if form == "layer":
         sizes = structure.hidden_sizes
@@ -280,6 +306,8 @@ def _checked_certificate(
             step *= 2.0
     else:  # pragma: no cover - the doubling step reaches any finite gap
         raise CertificateError(f"could not repair the certificate: LMI eigenvalue {top:.3e} > 0")
+    bound, top, raised = _beyond_rounding(structure, T, bound, top, alpha, beta)
+    repaired = repaired or raised
     squared = bound * bound
     return Certificate(
         bound=bound,
@@ -299,6 +327,30 @@ def _checked_certificate(
         layer_sizes=(structure.n_in, *structure.hidden_sizes, weights[-1].shape[0]),
         sound=form != "network",
     )
+
+
+def _beyond_rounding(
+    structure: lmi.NetworkStructure, T: np.ndarray, bound: float, top: float, alpha: float, beta: float
+) -> tuple[float, float, bool]:
+    """Raise a bound whose LMI holds only within eigenvalue rounding beyond it.
+
+    With the largest eigenvalue in ``(-lmi.rounding_slack(P), 0]``, another
+    float64 eigenvalue routine may find it > 0. Interior-point solvers land far
+    inside (the margin); a first-order solver (SCS), or a repaired point, can
+    end on the boundary. ``L^2`` is raised by at most 1e-10 relative; if that
+    is not enough (the tight direction is not the input's, or ``P`` is badly
+    scaled), the bound is kept: it holds in the check made.
+    """
+    P = lmi.certificate_matrix(structure, T, bound * bound, alpha, beta)
+    if top <= -lmi.rounding_slack(P):
+        return bound, top, False
+    for change in (1e-14, 1e-12, 1e-10):
+        raised = lmi.sqrt_up(bound * bound * (1 + change))
+        P = lmi.certificate_matrix(structure, T, raised * raised, alpha, beta)
+        moved = lmi.max_eigenvalue(P)
+        if moved <= -lmi.rounding_slack(P):
+            return raised, moved, True
+    return bound, top, False
 
 
 def _repairable_multiplier(

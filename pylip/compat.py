@@ -115,7 +115,10 @@ def calculate_Lipschitz(
         "certificate": the full :class:`~pylip.Certificate`}``.
     """
     W0, W1, b0, _ = one_hidden_layer(parameters, x)
-    cert = certify([W0, W1], form="neuron", activation="tanh", solver=solver, margin=DEFAULT_MARGIN)
+    cert = certify(
+        [W0, W1], form="neuron", activation="tanh", solver=solver, margin=DEFAULT_MARGIN,
+        formulation="original",
+    )
     ok = original_checks(
         W0, W1, b0, cert.T, cert.squared_bound, cert.max_eigenvalue, as_generator(rng)
     )

@@ -109,6 +109,17 @@ def max_eigenvalue(matrix: np.ndarray) -> float:
     return float(scipy.linalg.eigvalsh(sym, subset_by_index=[sym.shape[0] - 1, sym.shape[0] - 1])[0])
 
 
+def rounding_slack(matrix: np.ndarray) -> float:
+    """How far float64 eigenvalue routines may place an eigenvalue of ``matrix``.
+
+    Backward-stable symmetric eigensolvers return each eigenvalue within about
+    ``n * eps * ||matrix||`` of the exact one, so two LAPACK drivers can disagree
+    on the sign of an eigenvalue closer to zero than this. ``n * eps`` times the
+    Frobenius norm (>= the spectral norm) is a safe upper estimate.
+    """
+    return float(matrix.shape[0] * np.finfo(np.float64).eps * np.linalg.norm(matrix))
+
+
 def lmi_max_eigenvalue(
     structure: NetworkStructure, T: np.ndarray, squared_bound: float, alpha: float, beta: float
 ) -> float:

@@ -10,6 +10,7 @@ import pytest
 import pylip
 from pylip import lmi
 from pylip.certificate import UnsoundCertificateWarning
+from pylip.solvers import resolve_solver
 
 
 def random_net(sizes, seed=0):
@@ -20,7 +21,7 @@ def random_net(sizes, seed=0):
 def test_certificate_fields_and_lmi():
     weights = random_net([2, 8, 3])
     cert = pylip.certify(weights)
-    assert cert.form == "neuron" and cert.solver == "CLARABEL" and cert.sound
+    assert cert.form == "neuron" and cert.solver == resolve_solver(None) and cert.sound
     assert cert.status in ("optimal", "optimal_inaccurate")
     assert cert.T.shape == (8, 8) and np.all(np.diag(cert.T) >= 0)
     assert cert.squared_bound == cert.bound**2
@@ -70,6 +71,24 @@ def test_solver_point_that_misses_the_lmi_is_repaired(monkeypatch):
     assert fixed.solver_bound == pytest.approx(np.sqrt(0.9) * cert.bound)
     assert fixed.bound == pytest.approx(cert.bound, rel=1e-6)
     assert lmi.lmi_max_eigenvalue(structure, cert.T, fixed.bound**2, 0.0, 1.0) <= 0
+
+
+def test_point_on_the_boundary_is_moved_beyond_eigenvalue_rounding():
+    """At the exact minimal L^2 for T the LMI is tight: its sign is left to rounding."""
+    from pylip import certificate
+
+    weights = random_net([2, 12, 8, 2], seed=5)
+    cert = pylip.certify(weights)
+    structure = lmi.network_structure(weights)
+    exact = lmi.minimal_squared_bound(structure, cert.T, 0.0, 1.0)
+    tight = certificate._checked_certificate(
+        structure, cert.T, exact, 0.0, 1.0, form="neuron", solver="X",
+        status="optimal", solve_time=0.0, margin=0.0, weights=weights,
+    )
+    P = lmi.certificate_matrix(structure, tight.T, tight.squared_bound, 0.0, 1.0)
+    assert tight.max_eigenvalue <= -lmi.rounding_slack(P)
+    assert np.linalg.eigvalsh(P).max() <= 0.0  # another LAPACK driver agrees
+    assert tight.squared_bound == pytest.approx(exact, rel=1e-10) and tight.squared_bound >= exact
 
 
 def test_unrepairable_T_raises():
@@ -142,3 +161,15 @@ def test_solver_choice_from_environment(monkeypatch):
     monkeypatch.setenv("PYLIP_SOLVER", "cvxopt")
     cert = pylip.certify(random_net([1, 4, 1]))
     assert cert.solver == "CVXOPT"
+
+
+def test_original_formulation_gives_the_same_bound():
+    weights = random_net([1, 10, 1], seed=11)
+    structured = pylip.certify(weights)
+    original = pylip.certify(weights, formulation="original")
+    assert original.bound == pytest.approx(structured.bound, rel=1e-7)
+    assert original.max_eigenvalue <= 0.0
+    with pytest.raises(pylip.InputError, match="formulation='original' is calculate_Lipschitz"):
+        pylip.certify(weights, form="layer", formulation="original")
+    with pytest.raises(pylip.InputError, match="formulation must be one of"):
+        pylip.certify(weights, formulation="dense")
