@@ -1,6 +1,8 @@
 """The certificate against the authors' calculate_Lipschitz.m and LipSDP's published values.
 
-Tolerances and their reasons: reference/README.md.
+Tolerances and their reasons: reference/README.md. They are the same for every
+solver (the tox cells set it through PYLIP_SOLVER): SCS, a first-order method,
+meets them with its settings in pylip.solvers (measured there, "Solvers").
 """
 
 from __future__ import annotations

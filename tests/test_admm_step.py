@@ -69,6 +69,21 @@ def test_step_result_bound_is_certified_for_W_bar():
     assert step.max_eigenvalue(result.W0_bar, result.W1_bar, result.bound**2) <= 0.0
 
 
+@pytest.mark.parametrize("mode", ["regularize", "enforce"])
+def test_step_point_on_the_boundary_is_moved_beyond_eigenvalue_rounding(mode):
+    """A solver point with LMI (7) tight, as SCS can return: its sign is left to rounding."""
+    W0, W1 = net(6)
+    T = certified_T(W0, W1)
+    step = LipschitzStep(1, 6, 1, T, mode=mode)
+    exact = pylip.lmi.minimal_squared_bound(pylip.lmi.network_structure([W0, W1]), T, 0.0, 1.0)
+    W0_bar, W1_bar, squared, top, _ = step._checked(W0, W1, exact)
+    M = lmi7_matrix(W0_bar, W1_bar, T, squared)
+    assert top <= -pylip.lmi.rounding_slack(M)
+    assert np.linalg.eigvalsh(M).max() <= 0.0
+    assert squared == pytest.approx(exact, rel=1e-10)
+    assert np.linalg.norm(W0_bar - W0) <= 1e-10 * np.linalg.norm(W0)
+
+
 def test_initialize_parameters_layout():
     W0, W1 = net(5)
     params = pylip.initialize_parameters([W0, W1], [np.zeros(6), np.zeros(1)])
