@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -99,6 +100,15 @@ def _print_phase(name: str) -> None:
     print(f"  {name}", flush=True)
 
 
+def _print_example_phase(example: str, name: str) -> None:
+    print(f"  {example}: {name}", flush=True)
+
+
+def _phase_printer(example: str) -> functools.partial[None]:
+    """A picklable progress printer for a worker process."""
+    return functools.partial(_print_example_phase, example)
+
+
 def _run_example(name: str, settings: dict[str, object], threads: int | None = None) -> tuple[object, float]:
     """Run one example (in this process or a worker) and time it."""
     from . import examples
@@ -146,7 +156,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"running {', '.join(names)} in {min(args.jobs, 2)} worker processes ...", flush=True)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(args.jobs, 2), mp_context=context) as pool:
-            futures = [pool.submit(_run_example, name, settings, 1) for name in names]
+            futures = [
+                pool.submit(_run_example, name, {**settings, "on_phase": _phase_printer(name)}, 1)
+                for name in names
+            ]
             runs = [future.result() for future in futures]
     else:
         runs = []

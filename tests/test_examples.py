@@ -119,3 +119,11 @@ def test_command_line_example(tmp_path, capsys):
     assert code == 0
     assert "Table I (classifier_example)" in out and "orientation only" in out
     assert (tmp_path / "classifier_example_res.mat").exists()
+
+
+def test_reproduce_runs_both_examples_in_worker_processes(tmp_path, capsys):
+    code = main(["reproduce", "--scale", "0.001", "--out", str(tmp_path), "--no-progress", "--jobs", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Table I (classifier_example)" in out and "Table II (sin_example)" in out
+    assert (tmp_path / "sin_example_res.mat").exists() and (tmp_path / "classifier_example_fit.png").exists()
