@@ -230,23 +230,22 @@ def _checked_logging(config: TrainingConfig, checked: Mapping[str, Any]) -> dict
     if config.engine == "compiled":
         if not sgd_kernel.available():
             raise InputError("TrainingConfig.engine='compiled' needs numba: pip install 'pylip[train]'")
-        shape = (checked["n_x"], config.n_h, checked["n_y"])
-        if name != "tanh" or shape[0] != 1 or shape[2] != 1 or config.dtype != torch.float32:
+        if not _kernel_covers(name, checked["n_x"], checked["n_y"], config.dtype):
             raise InputError(
                 "TrainingConfig.engine='compiled' covers float32 1-n_h-1 tanh nets (the examples'), got "
-                f"{shape[0]}-{shape[1]}-{shape[2]} {name} in {config.dtype}; use engine='torch' or 'auto'"
+                f"{checked['n_x']}-{config.n_h}-{checked['n_y']} {name} in {config.dtype}; "
+                "use engine='torch' or 'auto'"
             )
     return {"activation": name}
 
 
+def _kernel_covers(activation: str, n_x: Any, n_y: Any, dtype: torch.dtype) -> bool:
+    """The networks :mod:`pylip.sgd_kernel` trains: float32, 1 - n_h - 1, tanh."""
+    return activation == "tanh" and n_x == 1 and n_y == 1 and dtype == torch.float32
+
+
 def _kernel_applies(config: TrainingConfig) -> bool:
-    return (
-        sgd_kernel.available()
-        and config.activation == "tanh"
-        and config.n_x == 1
-        and config.n_y == 1
-        and config.dtype == torch.float32
-    )
+    return sgd_kernel.available() and _kernel_covers(config.activation, config.n_x, config.n_y, config.dtype)
 
 
 def _data_tensor(value: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
