@@ -20,21 +20,21 @@ certificate.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
 
-from . import lmi
+from . import lmi, reduced
 from .activations import check_sector, get_activation
 from .errors import CertificateError, InputError
 from .solvers import resolve_solver, solve, value_of
 from .validation import as_weight_list
 
 FORMS = ("neuron", "layer", "network")
-FORMULATIONS = ("structured", "original")
+FORMULATIONS = ("auto", "reduced", "structured", "original")
 DEFAULT_MARGIN = 1e-9  # the original asks for P <= -1e-9 I
 
 
@@ -122,7 +122,7 @@ def certify(
     solver: str | None = None,
     margin: float = DEFAULT_MARGIN,
     allow_unsound: bool = False,
-    formulation: str = "structured",
+    formulation: str = "auto",
 ) -> Certificate:
     """Certify an upper bound on the Lipschitz constant of a feed-forward network.
 
@@ -141,16 +141,29 @@ def certify(
             ``"CVXOPT"`` or ``"MOSEK"``.
         margin: the LMI is solved as ``P <= -margin I`` (the original's 1e-9).
         allow_unsound: permit ``form="network"``.
-        formulation: how the SDP is handed to the solver. ``"structured"``
-            (default): weights scaled to unit norm (an exact congruence), the
-            output term as a Schur complement (sparse, as LMI (7)), ``T >= 0``.
-            ``"original"``: eq. (5) exactly as ``calculate_Lipschitz.m`` states
-            it (dense, unscaled, free diagonal ``T``; one hidden layer, neuron
-            form). Both give the same bound to solver accuracy, but ``T`` is not
-            unique at the optimum and an interior-point solver lands on a
-            formulation-dependent point of that set; the original formulation
-            lands where the original did, which matters when ``T`` is then
-            fixed for ADMM (``calculate_Lipschitz`` uses it).
+        formulation: how the SDP is handed to the solver; every one gives the same
+            bound to solver accuracy (the returned ``T`` may differ: it is not
+            unique at the optimum).
+
+            * ``"auto"`` (default): ``"reduced"`` for one hidden layer with a
+              diagonal ``T`` (form ``"neuron"`` or ``"layer"``), else ``"structured"``.
+            * ``"reduced"``: one hidden layer only. LMI (7) with the middle
+              block ``-2T`` eliminated by a Schur complement, ``1/t_k`` replaced
+              by ``s_k`` with ``s_k t_k >= 1`` (exact), and ``W0`` (``W1``)
+              reduced to its row (column) space when ``n_x > n_h`` (``n_y > n_h``):
+              one PSD cone of size ``<= min(n_x, n_h) + min(n_y, n_h)`` plus
+              ``n_h`` small cones (:mod:`pylip.reduced`). Scales to thousands
+              of hidden neurons and to 784-input nets.
+            * ``"structured"``: weights scaled to unit norm (an exact
+              congruence), the output term as a Schur complement (sparse, as
+              LMI (7)), ``T >= 0``; any depth and form.
+            * ``"original"``: eq. (5) exactly as ``calculate_Lipschitz.m`` states
+              it (dense, unscaled, free diagonal ``T``; one hidden layer, neuron
+              form, alpha = 0). An interior-point solver lands on a
+              formulation-dependent point of the optimal ``T`` set; this one
+              lands where the original did, which matters when ``T`` is then
+              fixed for ADMM (``calculate_Lipschitz`` uses it). Its cost grows
+              as ``(n_x + n_h)^4``: impractical beyond ``n_h ~ 100``.
 
     Returns:
         A :class:`Certificate` whose LMI has been checked in float64.
@@ -174,19 +187,19 @@ def certify(
             "formulation='original' is calculate_Lipschitz.m's SDP: one hidden layer, form='neuron', "
             "alpha = 0; use formulation='structured' for anything else"
         )
+    reducible = len(matrices) == 2 and form in reduced.REDUCED_FORMS
+    if formulation == "auto":
+        formulation = "reduced" if reducible else "structured"
+    if formulation == "reduced" and not reducible:
+        raise InputError(
+            "formulation='reduced' needs one hidden layer and form='neuron' or 'layer' "
+            f"(got {len(matrices) - 1} hidden layers, form={form!r}); use formulation='structured'"
+        )
     solver_name = resolve_solver(solver)
     structure = lmi.network_structure(matrices)
-    squared = cp.Variable(name="L2")
-    if formulation == "original":
-        T_expr, multiplier_value = _multiplier(form, structure, nonneg=False)
-        P = lmi.certificate_matrix(structure, T_expr, squared, a, b)
-        scaling = None
-    else:
-        scaling = _Normalization(matrices)
-        normalized = lmi.network_structure(scaling.weights)
-        T_expr, multiplier_value = _multiplier(form, normalized)
-        P = lmi.sparse_certificate_matrix(normalized, T_expr, squared, a, b)
-    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << -margin * np.eye(P.shape[0])])
+    problem, squared, multiplier_value, scaling = _certificate_problem(
+        formulation, form, matrices, structure, a, b, margin
+    )
     info = solve(problem, solver_name, what=f"LipSDP-{form} certificate SDP")
 
     T, solver_squared = multiplier_value(), float(value_of(squared))
@@ -203,6 +216,36 @@ def certify(
         structure, T, solver_squared, a, b, form=form, solver=info.solver, status=info.status,
         solve_time=info.solve_time, margin=margin, weights=matrices,
     )
+
+
+def _certificate_problem(
+    formulation: str,
+    form: str,
+    matrices: list[np.ndarray],
+    structure: lmi.NetworkStructure,
+    alpha: float,
+    beta: float,
+    margin: float,
+) -> tuple[cp.Problem, cp.Variable, Callable[[], np.ndarray], _Normalization | None]:
+    """The SDP (6) in the chosen formulation: problem, ``L^2``, ``T`` getter, and the scaling used."""
+    if formulation == "reduced":
+        scaling = _Normalization(matrices)
+        problem, squared, multiplier_value = reduced.reduced_certificate_problem(
+            scaling.weights[0], scaling.weights[1], form=form, alpha=alpha, beta=beta, margin=margin
+        )
+        return problem, squared, multiplier_value, scaling
+    squared = cp.Variable(name="L2")
+    if formulation == "original":
+        T_expr, multiplier_value = _multiplier(form, structure, nonneg=False)
+        P = lmi.certificate_matrix(structure, T_expr, squared, alpha, beta)
+        scaling_or_none = None
+    else:
+        scaling_or_none = _Normalization(matrices)
+        normalized = lmi.network_structure(scaling_or_none.weights)
+        T_expr, multiplier_value = _multiplier(form, normalized)
+        P = lmi.sparse_certificate_matrix(normalized, T_expr, squared, alpha, beta)
+    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << -margin * np.eye(P.shape[0])])
+    return problem, squared, multiplier_value, scaling_or_none
 
 
 class _Normalization:
@@ -410,27 +453,51 @@ def certify_split(
     beta: float | None = None,
     activation: str = "tanh",
     solver: str | None = None,
+    processes: int | None = None,
 ) -> SplitCertificate:
     """Bound ``L`` by splitting the network into subnetworks of ``layers_per_block`` weights.
 
     ``f = g_k o phi o ... o phi o g_1`` with each ``g_j`` a subnetwork, so
     ``L <= prod_j L(g_j) * beta^(k - 1)``: looser than :func:`certify` on the
-    whole network but far cheaper for deep ones.
+    whole network but far cheaper for deep ones. Each block is certified by
+    :func:`certify` (eq. 5-6 of the block; the default formulation, so a
+    one-hidden-layer block uses the reduced one).
+
+    ``processes``: solve the blocks' SDPs in up to this many worker processes
+    (spawned, so safe with threaded BLAS and solvers); ``None`` or 1 solves
+    them one after the other. The result is the same either way.
     """
     matrices = as_weight_list(weights)
     a, b = slope_sector(activation, alpha, beta)
-    if not isinstance(layers_per_block, int) or layers_per_block < 2:
+    if not isinstance(layers_per_block, int) or isinstance(layers_per_block, bool) or layers_per_block < 2:
         raise InputError(
             f"layers_per_block must be an integer >= 2 (a block needs a hidden layer), "
             f"got {layers_per_block!r}"
         )
+    if processes is not None and (
+        not isinstance(processes, int) or isinstance(processes, bool) or processes < 1
+    ):
+        raise InputError(f"processes must be None or an integer >= 1, got {processes!r}")
+    if form not in FORMS or form == "network":
+        raise InputError(f"form must be 'neuron' or 'layer' for a split certificate, got {form!r}")
+    solver_name = resolve_solver(solver)  # resolved here, so workers use the same solver
     blocks = [matrices[i : i + layers_per_block] for i in range(0, len(matrices), layers_per_block)]
+    jobs = [block for block in blocks if len(block) > 1]
+    options = {"form": form, "alpha": a, "beta": b, "solver": solver_name}
+    if processes is None or processes == 1 or len(jobs) < 2:
+        solved = [certify(block, **options) for block in jobs]  # type: ignore[arg-type]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(processes, len(jobs)), mp_context=context) as pool:
+            futures = [pool.submit(certify, block, **options) for block in jobs]  # type: ignore[arg-type]
+            solved = [future.result() for future in futures]
     parts: list[Certificate | float] = []
+    results = iter(solved)
     for block in blocks:
-        if len(block) == 1:
-            parts.append(float(np.linalg.norm(block[0], 2)))
-        else:
-            parts.append(certify(block, form=form, alpha=a, beta=b, solver=solver))
+        parts.append(float(np.linalg.norm(block[0], 2)) if len(block) == 1 else next(results))
     values = [p if isinstance(p, float) else p.bound for p in parts]
     return SplitCertificate(
         bound=float(np.prod(values) * b ** (len(blocks) - 1)), parts=tuple(parts), beta=b

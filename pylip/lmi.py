@@ -78,11 +78,35 @@ def certificate_matrix(
 
     ``with_output=False`` leaves out the output term ``Wl' Wl``.
     """
+    if isinstance(T, np.ndarray) and T.ndim == 2 and not np.any(T - np.diag(np.diag(T))):
+        t = np.diag(T)
+        return _diagonal_certificate_matrix(structure, t, float(squared_bound), alpha, beta, with_output)
     A, B = structure.A, structure.B
     cross = A.T @ T @ B
     P = (alpha + beta) * (cross + cross.T) - 2.0 * (B.T @ T @ B) - squared_bound * structure.input_selector
     if alpha != 0.0:
         P = P + (-2.0 * alpha * beta) * (A.T @ T @ A)
+    return P + structure.output_gram if with_output else P
+
+
+def _diagonal_certificate_matrix(
+    structure: NetworkStructure,
+    t: np.ndarray,
+    squared_bound: float,
+    alpha: float,
+    beta: float,
+    with_output: bool,
+) -> np.ndarray:
+    """``P(L^2, diag(t))`` in float64 without ``N x N`` matrix products (``B = [0, I]``)."""
+    n0 = structure.n_in
+    AtT = structure.A.T * t[None, :]  # A' T, (n0 + N) x N
+    P = np.zeros((structure.A.shape[1],) * 2)
+    P[:, n0:] += (alpha + beta) * AtT
+    P[n0:, :] += (alpha + beta) * AtT.T
+    P[n0:, n0:] -= 2.0 * np.diag(t)
+    P[:n0, :n0] -= squared_bound * np.eye(n0)
+    if alpha != 0.0:
+        P -= 2.0 * alpha * beta * (AtT @ structure.A)
     return P + structure.output_gram if with_output else P
 
 
