@@ -1,0 +1,161 @@
+"""The digits example at miniature scale: summary.json schema, invariants, figure, command line."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+from pylip import certify, digits  # noqa: E402
+from pylip import robustness as R  # noqa: E402
+from pylip.cli import main  # noqa: E402
+from pylip.errors import InputError  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+REQUIRED = {
+    "name": str,
+    "hidden_layers": int,
+    "clean_accuracy": float,
+    "bound": float,
+    "trivial_bound": float,
+    "certified_accuracy": dict,
+    "attacked_accuracy": dict,
+}
+
+
+@pytest.fixture(scope="module")
+def run_and_files(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the command line runs it (--threads 1): same numbers
+    try:
+        result = digits.run(digits.DigitsSettings.miniature(), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    folder = tmp_path_factory.mktemp("digits")
+    files = digits.write_outputs(result, folder)
+    return result, folder, files
+
+
+@pytest.fixture(scope="module")
+def summary(run_and_files):
+    _, folder, _ = run_and_files
+    return json.loads((folder / "summary.json").read_text())
+
+
+def test_summary_json_is_a_list_of_nets_with_the_documented_keys(summary):
+    settings = digits.DigitsSettings.miniature()
+    assert isinstance(summary, list)
+    assert len(summary) == 2 * len(settings.depths) + len(settings.lipschitz)
+    radii = {repr(float(e)) for e in settings.eps}
+    assert radii == {"0.1", "0.5"}
+    for net in summary:
+        for key, kind in REQUIRED.items():
+            assert isinstance(net[key], kind), (net["name"], key)
+        assert net["L_des"] is None or isinstance(net["L_des"], float)
+        assert set(net["certified_accuracy"]) == radii == set(net["attacked_accuracy"])
+        assert 0.0 <= net["clean_accuracy"] <= 1.0
+        for eps in radii:
+            cert, att = net["certified_accuracy"][eps], net["attacked_accuracy"][eps]
+            assert 0.0 <= cert <= att <= net["clean_accuracy"] <= 1.0, (net["name"], eps)
+            assert net["certified_not_attacked"][eps] == 0
+        assert net["certified_accuracy"]["0.1"] >= net["certified_accuracy"]["0.5"]
+        assert net["attacked_accuracy"]["0.1"] >= net["attacked_accuracy"]["0.5"]
+        assert math.isfinite(net["bound"]) and 0 < net["bound"] <= net["trivial_bound"] * (1 + 1e-9)
+        sizes = net["layer_sizes"]
+        assert sizes[0] == 64 and sizes[-1] == 10 and len(sizes) == net["hidden_layers"] + 2
+    names = [net["name"] for net in summary]
+    assert len(set(names)) == len(names)
+    kinds = {net["kind"] for net in summary}
+    assert kinds == {"nominal", "L2", "lipschitz"}
+    for net in summary:
+        if net["kind"] == "lipschitz":
+            assert net["bound"] <= net["L_des"] * (1 + 1e-9)  # enforced (Theorem 8), certified by us
+            assert net["start"] == f"L2-{net['hidden_layers']}h"
+        else:
+            assert net["L_des"] is None
+
+
+def test_reported_bound_is_pylip_certify_on_the_nets_weights(run_and_files):
+    result, _, _ = run_and_files
+    from pylip import mlp_training
+
+    for net in (result.nets[0], result.nets[-1]):
+        weights = mlp_training.mlp_weights(net.model)
+        cert = certify(weights, form="neuron", activation=mlp_training.mlp_activation(net.model))
+        assert net.bound == pytest.approx(cert.bound, rel=1e-5)
+        assert net.trivial_bound == pytest.approx(
+            float(np.prod([np.linalg.norm(w, 2) for w in weights])), rel=1e-9
+        )
+
+
+def test_every_certified_point_survives_the_attack(run_and_files):
+    result, _, _ = run_and_files
+    data = digits.load_data(result.settings)
+    lipschitz = [net for net in result.nets if net.kind == "lipschitz"]
+    assert lipschitz
+    for net in lipschitz:
+        model = copy.deepcopy(net.model).double()
+        X = data.X_test.double()
+        with torch.no_grad():
+            logits = model(X)
+        for eps in (0.05, *result.settings.eps):
+            certified = R.certified_mask(logits, data.y_test, net.bound, eps)
+            attack = R.pgd_attack(model, X, data.y_test, eps, steps=20, restarts=2, seed=3)
+            assert R.check_certified_subset(certified, attack.robust) == 0
+        # not vacuous: the Lipschitz net certifies some points at a small radius
+        assert bool(R.certified_mask(logits, data.y_test, net.bound, 0.05).any())
+
+
+def test_outputs_table_and_figure(run_and_files):
+    result, folder, files = run_and_files
+    names = ["summary.json", "digits_run.json", "digits_table.txt", "digits_tradeoff.png"]
+    assert [f.name for f in files] == names
+    assert (folder / "digits_tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run = json.loads((folder / "digits_run.json").read_text())
+    assert run["settings"]["preset"] == "miniature" and run["n_test"] == 150
+    assert run["nets"] == json.loads((folder / "summary.json").read_text())
+    table = digits.format_table(result)
+    assert run["table"] == table.splitlines()
+    for net in result.nets:
+        assert net.name in table
+    assert "0.1" in table.splitlines()[1] and "eps=0.5" in table
+
+
+def test_command_line_runs_the_example(run_and_files, tmp_path, capsys):
+    code = main(["digits-example", "--preset", "miniature", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "digits_example (miniature preset, seed 0)" in out and "lip-1h-L3" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # seeded: the same run as the fixture's
+    result, _, _ = run_and_files
+    for mine, theirs in zip(summary, result.summary()):
+        assert mine["name"] == theirs["name"]
+        assert mine["clean_accuracy"] == pytest.approx(theirs["clean_accuracy"], abs=1e-12)
+        assert mine["bound"] == pytest.approx(theirs["bound"], rel=1e-4)
+
+
+def test_settings_are_validated():
+    with pytest.raises(InputError, match="hidden must give one width >= 1 per depth"):
+        digits.DigitsSettings.miniature(hidden=(8,)).validate()
+    with pytest.raises(InputError, match="no L2 net of that depth"):
+        digits.DigitsSettings.miniature(depths=(1,), hidden=(8,)).validate()
+    with pytest.raises(InputError, match="eps must be a finite number >= 0"):
+        digits.DigitsSettings.miniature(eps=(0.1, -1.0)).validate()
+    with pytest.raises(InputError, match="L_des must be a finite number > 0"):
+        digits.DigitsSettings.miniature(lipschitz=(digits.LipschitzRun(1, 0.0),)).validate()
+    with pytest.raises(InputError, match="preset must be one of"):
+        digits.DigitsSettings.preset_named("huge")
+    quick, full = digits.DigitsSettings.quick(), digits.DigitsSettings.full()
+    assert quick.validate() and full.validate()
+    assert any(run.T_update_every for run in full.lipschitz)
+    assert {run.hidden_layers for run in full.lipschitz} == {1, 2}
+    assert digits.eps_key(0.1) == "0.1" and digits.eps_key(1) == "1.0"
