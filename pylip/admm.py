@@ -22,6 +22,8 @@ ADMM iteration.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +32,17 @@ import numpy as np
 
 from . import lmi
 from .certificate import DEFAULT_MARGIN
-from .errors import CertificateError, InputError
-from .solvers import resolve_solver, solve, value_of
+from .errors import CertificateError, InputError, SolverError
+from .fast_step import solve_step_dual
+from .solvers import SOLVER_ENV_VAR, SolveInfo, resolve_solver, solve, value_of
 from .validation import as_matrix, as_scalar
 
 MODES = {1: "regularize", 2: "enforce"}
+# From this width on (and n_h >= n_x + n_y) the dual solver of pylip.fast_step takes the
+# step by default: at 10-100-10 about 0.2 s against Clarabel's 2-3 s (bench/certificate_scale.py).
+FAST_STEP_MIN_HIDDEN = 50
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,12 @@ class LipschitzStep:
 
     Build it once and call :meth:`solve` at every ADMM iteration: only the
     parameter values change, so cvxpy does not re-canonicalize the problem.
+
+    ``fast``: solve the step with the dual interior-point method of
+    :mod:`pylip.fast_step` (the Schur form of (7), an ``(n_x + n_y)``-square
+    multiplier) instead of the SDP. ``None`` (default) chooses it for wide
+    layers (``n_h >= max(50, n_x + n_y)``) when no solver is named; if it gives
+    up, the SDP is solved. Either way the result is checked against (7).
     """
 
     def __init__(
@@ -117,6 +131,7 @@ class LipschitzStep:
         solver: str | None = None,
         margin: float = DEFAULT_MARGIN,
         repair_T: float | None = None,
+        fast: bool | None = None,
     ) -> None:
         if mode not in MODES.values():
             raise InputError(f"mode must be 'regularize' (ind_Lip 1) or 'enforce' (ind_Lip 2), got {mode!r}")
@@ -127,6 +142,7 @@ class LipschitzStep:
         self.beta = float(beta)
         self.solver = resolve_solver(solver)
         self.margin = float(margin)
+        self.fast = _use_fast_step(fast, solver, n_x, n_h, n_y)
         if repair_T is not None:
             T = np.array(as_matrix(T, "T"))
             diagonal = np.diag(T).copy()
@@ -199,9 +215,15 @@ class LipschitzStep:
             if L_des <= 0:
                 raise InputError(f"L_des (the enforced Lipschitz bound) must be > 0, got {L_des}")
             self.squared.value = L_des**2
-        info = solve(self.problem, self.solver, what=f"Lipschitz step (10b, {self.mode})", warm_start=True)
-        W0_bar, W1_bar = value_of(self.W0_bar), value_of(self.W1_bar)
-        squared = float(value_of(self.squared))
+        solved = None
+        if self._fast_applies(mu):
+            solved = self._solve_dual(W0 + Y0 / rho, W1 + Y1 / rho, mu / rho, L_des)
+        if solved is None:
+            what = f"Lipschitz step (10b, {self.mode})"
+            info = solve(self.problem, self.solver, what=what, warm_start=True)
+            W0_bar, W1_bar = value_of(self.W0_bar), value_of(self.W1_bar)
+            solved = (W0_bar, W1_bar, float(value_of(self.squared)), info)
+        W0_bar, W1_bar, squared, info = solved
         W0_bar, W1_bar, squared, top, repaired = self._checked(W0_bar, W1_bar, squared)
         return StepResult(
             W0_bar=W0_bar,
@@ -214,6 +236,31 @@ class LipschitzStep:
             max_eigenvalue=top,
             repaired=repaired,
         )
+
+    def _fast_applies(self, mu: float) -> bool:
+        return self.fast and (self.mode == "enforce" or mu > 0)
+
+    def _solve_dual(
+        self, target0: np.ndarray, target1: np.ndarray, mu_over_rho: float, L_des: float | None
+    ) -> tuple[np.ndarray, np.ndarray, float, SolveInfo] | None:
+        """The step by :func:`pylip.fast_step.solve_step_dual`; ``None`` if it gives up (the SDP runs)."""
+        try:
+            solution = solve_step_dual(
+                target0,
+                target1,
+                np.diag(self.T),
+                mode=self.mode,
+                beta=self.beta,
+                margin=self.margin,
+                mu_over_rho=mu_over_rho if self.mode == "regularize" else None,
+                squared_bound=L_des**2 if self.mode == "enforce" and L_des is not None else None,
+            )
+        except SolverError as exc:
+            logger.info("the dual step solver gave up (%s); solving the SDP with %s", exc, self.solver)
+            return None
+        status = "optimal" if solution.converged else "optimal_inaccurate"
+        info = SolveInfo(solver="pylip-dual", status=status, solve_time=solution.solve_time)
+        return solution.W0_bar, solution.W1_bar, float(solution.squared_bound), info
 
     def max_eigenvalue(self, W0_bar: np.ndarray, W1_bar: np.ndarray, squared_bound: float) -> float:
         """Largest eigenvalue of LMI (7) at ``(L^2, W_bar)`` with this step's ``T``."""
@@ -284,6 +331,21 @@ class LipschitzStep:
             f"{self.solver} returned a Lipschitz step whose LMI (7) fails (largest eigenvalue "
             f"{top:.3e} > 0) and could not be repaired; try another solver"
         )
+
+
+def _use_fast_step(fast: bool | None, solver: str | None, n_x: int, n_h: int, n_y: int) -> bool:
+    """Whether the dual step solver replaces the SDP: by default for wide layers when no solver is named.
+
+    Below ``FAST_STEP_MIN_HIDDEN`` neurons (the paper's 1-10-1 examples among
+    them, whose parity with the original depends on the SDP solver's path) and
+    whenever a solver is named (``solver=`` or ``$PYLIP_SOLVER``), the SDP runs.
+    """
+    if fast is not None:
+        if not isinstance(fast, bool):
+            raise InputError(f"fast must be True, False or None (choose by size), got {fast!r}")
+        return fast
+    named = solver is not None or SOLVER_ENV_VAR in os.environ
+    return not named and n_h >= max(FAST_STEP_MIN_HIDDEN, n_x + n_y)
 
 
 def _shaped(value: Any, name: str, shape: tuple[int, int]) -> np.ndarray:

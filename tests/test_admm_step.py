@@ -168,3 +168,33 @@ def test_solver_failure_is_reported_with_status():
     with pytest.raises(pylip.SolverError) as info:
         step.solve(np.ones((3, 1)), np.ones((1, 3)), np.zeros((3, 1)), np.zeros((1, 3)), rho=2.0, L_des=1.0)
     assert info.value.status is not None
+
+
+@pytest.mark.parametrize("mode", ["regularize", "enforce"])
+def test_dual_step_solver_equals_the_sdp_on_a_wide_layer(mode):
+    """The default for wide layers (pylip.fast_step) and the SDP of LMI (7) find the same step."""
+    W0, W1 = net(5, n_x=3, n_h=60, n_y=2, scale=1.0)
+    T = certified_T(W0, W1) + 1e-3 * np.eye(60)
+    zeros = np.zeros_like(W0), np.zeros_like(W1)
+    kwargs = {"rho": 1.0, "mu": 0.05, "L_des": 0.5 * pylip.certify([W0, W1]).bound}
+    fast = LipschitzStep(3, 60, 2, T, mode=mode, fast=True).solve(1.5 * W0, 1.5 * W1, *zeros, **kwargs)
+    sdp = LipschitzStep(3, 60, 2, T, mode=mode, fast=False).solve(1.5 * W0, 1.5 * W1, *zeros, **kwargs)
+    scale = max(np.abs(sdp.W0_bar).max(), np.abs(sdp.W1_bar).max())
+    assert np.abs(fast.W0_bar - sdp.W0_bar).max() <= 1e-5 * scale
+    assert np.abs(fast.W1_bar - sdp.W1_bar).max() <= 1e-5 * scale
+    assert fast.squared_bound == pytest.approx(sdp.squared_bound, rel=1e-6)
+    assert fast.max_eigenvalue <= 0.0
+    M = lmi7_matrix(fast.W0_bar, fast.W1_bar, T, fast.squared_bound)
+    assert pylip.lmi.max_eigenvalue(M) <= 0.0
+
+
+def test_dual_step_solver_is_chosen_by_width_unless_a_solver_is_named(monkeypatch):
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)
+    T60, T10 = np.eye(60), np.eye(10)
+    assert LipschitzStep(3, 60, 2, T60).fast
+    assert not LipschitzStep(1, 10, 1, T10).fast  # the paper's examples stay on the SDP
+    assert not LipschitzStep(3, 60, 2, T60, solver="CLARABEL").fast
+    monkeypatch.setenv("PYLIP_SOLVER", "CLARABEL")
+    assert not LipschitzStep(3, 60, 2, T60).fast
+    with pytest.raises(pylip.InputError, match="fast must be"):
+        LipschitzStep(3, 60, 2, T60, fast="yes")
