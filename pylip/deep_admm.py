@@ -236,6 +236,9 @@ class DeepLipschitzStep:
         beta: the activations' largest slope (1 for tanh and ReLU, 1/4 for sigmoid).
         solver: SDP solver (default Clarabel, see :mod:`pylip.solvers`).
         margin: the LMI is imposed as ``M <= -margin I``.
+        reduce_input: when ``n_in > n_1``, solve for ``W0_bar`` in the row space
+            of its target ``W0 + Y0/rho`` (``n_1`` columns instead of ``n_in``;
+            exact, see ``__init__``), as :mod:`pylip.reduced` does for certificates.
     """
 
     def __init__(
@@ -247,6 +250,7 @@ class DeepLipschitzStep:
         beta: float = 1.0,
         solver: str | None = None,
         margin: float = DEFAULT_MARGIN,
+        reduce_input: bool = True,
     ) -> None:
         if mode not in MODES:
             raise InputError(f"mode must be 'regularize' (eq. 9) or 'enforce' (eq. 12), got {mode!r}")
@@ -262,6 +266,14 @@ class DeepLipschitzStep:
         self.shapes = [
             (self.layer_sizes[k + 1], self.layer_sizes[k]) for k in range(len(self.layer_sizes) - 1)
         ]
+        # The LMI sees W0_bar only through W0_bar' T_1 W0_bar-like products: it is invariant under
+        # W0_bar -> W0_bar Q (Q orthogonal), so with the target W0 + Y0/rho = R' Q' (thin QR) the step
+        # is solved for W0_bar = X Q' with an n_1 x n_1 unknown X: exact (the component of W0_bar
+        # outside range(Q) is 0 at the optimum: the problem is strictly convex and symmetric in it).
+        self.reduces_input = bool(reduce_input) and self.layer_sizes[0] > self.layer_sizes[1]
+        n_input = self.layer_sizes[1] if self.reduces_input else self.layer_sizes[0]
+        self.problem_sizes = (n_input, *self.layer_sizes[1:])
+        self.problem_shapes = [(self.shapes[0][0], self.problem_sizes[0]), *self.shapes[1:]]
         self.mode = mode
         self.beta = float(beta)
         self.solver = resolve_solver(solver)
@@ -289,9 +301,10 @@ class DeepLipschitzStep:
     # -- the problem ----------------------------------------------------------------
 
     def _build(self) -> None:
-        self.W_bar_vars = [cp.Variable(shape, name=f"W{k}_bar") for k, shape in enumerate(self.shapes)]
+        shapes = self.problem_shapes
+        self.W_bar_vars = [cp.Variable(shape, name=f"W{k}_bar") for k, shape in enumerate(shapes)]
         self.targets = [
-            cp.Parameter(shape, name=f"W{k}_plus_Y{k}_over_rho") for k, shape in enumerate(self.shapes)
+            cp.Parameter(shape, name=f"W{k}_plus_Y{k}_over_rho") for k, shape in enumerate(shapes)
         ]
         self.t_param = cp.Parameter(self.n_hidden, nonneg=True, name="t")
         self.t_param.value = self._t.copy()
@@ -307,7 +320,7 @@ class DeepLipschitzStep:
         else:
             self.squared = cp.Parameter(nonneg=True, name="L_des_squared")
             objective = proximity
-        sizes = self.layer_sizes
+        sizes = self.problem_sizes
         n_blocks = len(sizes)
         blocks: list[list[Any]] = [
             [np.zeros((sizes[i], sizes[j])) for j in range(n_blocks)] for i in range(n_blocks)
@@ -351,8 +364,13 @@ class DeepLipschitzStep:
         rho = as_scalar(rho, "rho")
         if rho <= 0:
             raise InputError(f"rho (the ADMM penalty) must be > 0, got {rho}")
-        for target, w, y in zip(self.targets, W, Y):
-            target.value = w + y / rho
+        targets = [w + y / rho for w, y in zip(W, Y)]
+        basis = None
+        if self.reduces_input:
+            basis, R = np.linalg.qr(targets[0].T, mode="reduced")  # target0 = R' basis'
+            targets[0] = R.T
+        for parameter, value in zip(self.targets, targets):
+            parameter.value = value
         if self.mode == "regularize":
             mu = as_scalar(mu, "mu")
             if mu < 0:
@@ -367,6 +385,8 @@ class DeepLipschitzStep:
             self.squared.value = L_des**2
         info, fallback = self._solve()
         W_bar = [value_of(v) for v in self.W_bar_vars]
+        if basis is not None:
+            W_bar[0] = W_bar[0] @ basis.T
         squared = float(value_of(self.squared))
         W_bar, squared, top, repaired = self._checked(W_bar, squared)
         return DeepStepResult(

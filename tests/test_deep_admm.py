@@ -261,3 +261,23 @@ def test_solver_failure_at_tight_tolerances_falls_back_to_looser_ones(monkeypatc
     monkeypatch.setattr(deep_admm, "FALLBACK_OPTIONS", {})
     with pytest.raises(SolverError, match="insufficient progress"):
         step.solve(W, None, rho=1.0, L_des=cert.bound / 2)
+
+
+@pytest.mark.parametrize("mode", ["regularize", "enforce"])
+@pytest.mark.parametrize("sizes", [(12, 4, 2), (9, 3, 3, 2)])
+def test_input_reduction_gives_the_same_step(mode, sizes):
+    """n_in > n_1: solving in the row space of W0's target is exact (same W_bar, Y, bound)."""
+    rng = np.random.default_rng(11)
+    weights = [rng.standard_normal((m, n)) / np.sqrt(n) for n, m in zip(sizes[:-1], sizes[1:])]
+    multipliers = [0.1 * rng.standard_normal(w.shape) for w in weights]
+    T = np.diag(rng.uniform(0.5, 1.5, sum(sizes[1:-1])))
+    kwargs = {"rho": 1.0, "mu": 0.05, "L_des": 0.3}
+    reduced = DeepLipschitzStep(sizes, T, mode=mode)
+    full = DeepLipschitzStep(sizes, T, mode=mode, reduce_input=False)
+    assert reduced.reduces_input and not full.reduces_input
+    a = reduced.solve(weights, multipliers, **kwargs)
+    b = full.solve(weights, multipliers, **kwargs)
+    for x, y in zip(a.W_bar + a.Y, b.W_bar + b.Y):
+        assert np.abs(x - y).max() <= 1e-6 * max(1.0, np.abs(y).max())
+    assert a.squared_bound == pytest.approx(b.squared_bound, rel=1e-6)
+    assert a.max_eigenvalue <= 0.0
