@@ -198,22 +198,12 @@ class LipschitzStep:
         n_x, n_h, n_y = self.dims
         W0, W1 = _shaped(W0, "W0", (n_h, n_x)), _shaped(W1, "W1", (n_y, n_h))
         Y0, Y1 = _shaped(Y0, "Y0", (n_h, n_x)), _shaped(Y1, "Y1", (n_y, n_h))
-        rho = as_scalar(rho, "rho")
-        if rho <= 0:
-            raise InputError(f"rho (the ADMM penalty) must be > 0, got {rho}")
+        rho, mu, L_des = checked_step_settings(self.mode, rho, mu, L_des)
         self.target0.value = W0 + Y0 / rho
         self.target1.value = W1 + Y1 / rho
-        if self.mode == "regularize":
-            mu = as_scalar(mu, "mu")
-            if mu < 0:
-                raise InputError(f"mu (the weight of L^2 in eq. 9) must be >= 0, got {mu}")
+        if L_des is None:
             self.mu_over_rho.value = mu / rho
         else:
-            if L_des is None:
-                raise InputError("L_des is required when enforcing a bound (ind_Lip = 2)")
-            L_des = as_scalar(L_des, "L_des")
-            if L_des <= 0:
-                raise InputError(f"L_des (the enforced Lipschitz bound) must be > 0, got {L_des}")
             self.squared.value = L_des**2
         solved = None
         if self._fast_applies(mu):
@@ -331,6 +321,30 @@ class LipschitzStep:
             f"{self.solver} returned a Lipschitz step whose LMI (7) fails (largest eigenvalue "
             f"{top:.3e} > 0) and could not be repaired; try another solver"
         )
+
+
+def checked_step_settings(
+    mode: str, rho: Any, mu: Any, L_des: Any
+) -> tuple[float, float, float | None]:
+    """``(rho, mu, L_des)`` of a Lipschitz step, checked: ``L_des`` is None in the regularize mode.
+
+    ``rho > 0`` (the ADMM penalty); ``mu >= 0`` weighs ``L^2`` in the regularize
+    mode (eq. 9); ``L_des > 0`` is the bound enforced in the enforce mode (eq. 12).
+    """
+    rho = as_scalar(rho, "rho")
+    if rho <= 0:
+        raise InputError(f"rho (the ADMM penalty) must be > 0, got {rho}")
+    if mode == "regularize":
+        mu = as_scalar(mu, "mu")
+        if mu < 0:
+            raise InputError(f"mu (the weight of L^2 in eq. 9) must be >= 0, got {mu}")
+        return rho, mu, None
+    if L_des is None:
+        raise InputError("L_des is required when enforcing a bound (mode 'enforce', eq. 12; ind_Lip = 2)")
+    L_des = as_scalar(L_des, "L_des")
+    if L_des <= 0:
+        raise InputError(f"L_des (the enforced Lipschitz bound) must be > 0, got {L_des}")
+    return rho, 0.0, L_des
 
 
 def _use_fast_step(fast: bool | None, solver: str | None, n_x: int, n_h: int, n_y: int) -> bool:

@@ -53,6 +53,7 @@ import cvxpy as cp
 import numpy as np
 
 from . import lmi
+from .admm import checked_step_settings
 from .certificate import DEFAULT_MARGIN
 from .errors import CertificateError, InputError, SolverError
 from .solvers import SolveInfo, resolve_solver, solve, value_of
@@ -361,9 +362,7 @@ class DeepLipschitzStep:
             if multipliers is None
             else self._shaped(multipliers, "multipliers")
         )
-        rho = as_scalar(rho, "rho")
-        if rho <= 0:
-            raise InputError(f"rho (the ADMM penalty) must be > 0, got {rho}")
+        rho, mu, L_des = checked_step_settings(self.mode, rho, mu, L_des)
         targets = [w + y / rho for w, y in zip(W, Y)]
         basis = None
         if self.reduces_input:
@@ -371,17 +370,9 @@ class DeepLipschitzStep:
             targets[0] = R.T
         for parameter, value in zip(self.targets, targets):
             parameter.value = value
-        if self.mode == "regularize":
-            mu = as_scalar(mu, "mu")
-            if mu < 0:
-                raise InputError(f"mu (the weight of L^2 in eq. 9) must be >= 0, got {mu}")
+        if L_des is None:
             self.mu_over_rho.value = mu / rho
         else:
-            if L_des is None:
-                raise InputError("L_des is required in mode 'enforce' (eq. 12)")
-            L_des = as_scalar(L_des, "L_des")
-            if L_des <= 0:
-                raise InputError(f"L_des (the enforced Lipschitz bound) must be > 0, got {L_des}")
             self.squared.value = L_des**2
         info, fallback = self._solve()
         W_bar = [value_of(v) for v in self.W_bar_vars]
