@@ -253,7 +253,7 @@ def test_solver_failure_at_tight_tolerances_falls_back_to_looser_ones(monkeypatc
     sizes = (2, 4, 3, 2)
     W = net(sizes, 12)
     cert, T = certified(W)
-    step = DeepLipschitzStep(sizes, T, mode="enforce")
+    step = DeepLipschitzStep(sizes, T, mode="enforce", solver="CLARABEL")  # its fallback is tested
     monkeypatch.setattr(deep_admm, "solve", failing)
     result = step.solve(W, None, rho=1.0, L_des=cert.bound / 2)
     assert result.fallback
@@ -272,8 +272,9 @@ def test_input_reduction_gives_the_same_step(mode, sizes):
     multipliers = [0.1 * rng.standard_normal(w.shape) for w in weights]
     T = np.diag(rng.uniform(0.5, 1.5, sum(sizes[1:-1])))
     kwargs = {"rho": 1.0, "mu": 0.05, "L_des": 0.3}
-    reduced = DeepLipschitzStep(sizes, T, mode=mode)
-    full = DeepLipschitzStep(sizes, T, mode=mode, reduce_input=False)
+    # Clarabel at pylip's 1e-12 settings, whatever the default solver: the test is of the reduction
+    reduced = DeepLipschitzStep(sizes, T, mode=mode, solver="CLARABEL")
+    full = DeepLipschitzStep(sizes, T, mode=mode, solver="CLARABEL", reduce_input=False)
     assert reduced.reduces_input and not full.reduces_input
     a = reduced.solve(weights, multipliers, **kwargs)
     b = full.solve(weights, multipliers, **kwargs)

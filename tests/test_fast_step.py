@@ -28,7 +28,7 @@ def compare(dims, seed, mode, beta, setting):
     n_x, n_h, n_y = dims
     W0, W1, Y0, Y1, t = step_data(n_x, n_h, n_y, seed)
     G0, G1 = W0 + Y0 / RHO, W1 + Y1 / RHO
-    step = LipschitzStep(n_x, n_h, n_y, np.diag(t), mode=mode, beta=beta, fast=False)
+    step = LipschitzStep(n_x, n_h, n_y, np.diag(t), mode=mode, beta=beta, fast=False, solver="CLARABEL")
     if mode == "regularize":
         reference = step.solve(W0, W1, Y0, Y1, rho=RHO, mu=setting * RHO)
         fast = solve_step_dual(G0, G1, t, mode=mode, beta=beta, mu_over_rho=setting, margin=DEFAULT_MARGIN)
