@@ -162,14 +162,7 @@ class LipschitzStep:
         proximity = 0.5 * (
             cp.sum_squares(self.W0_bar - self.target0) + cp.sum_squares(self.W1_bar - self.target1)
         )
-        self.squared: cp.Variable | cp.Parameter
-        if self.mode == "regularize":
-            self.squared = cp.Variable(nonneg=True, name="L2")
-            self.mu_over_rho = cp.Parameter(nonneg=True, name="mu_over_rho")
-            objective = self.mu_over_rho * self.squared + proximity
-        else:
-            self.squared = cp.Parameter(nonneg=True, name="L_des_squared")
-            objective = proximity
+        self.squared, self.mu_over_rho, objective = step_objective(self.mode, proximity)
         TW0 = self.beta * cp.multiply(cp.reshape(self.t, (n_h, 1), order="F"), self.W0_bar)
         M = cp.bmat(
             [
@@ -201,9 +194,9 @@ class LipschitzStep:
         rho, mu, L_des = checked_step_settings(self.mode, rho, mu, L_des)
         self.target0.value = W0 + Y0 / rho
         self.target1.value = W1 + Y1 / rho
-        if L_des is None:
+        if self.mu_over_rho is not None:  # regularize (eq. 9)
             self.mu_over_rho.value = mu / rho
-        else:
+        elif L_des is not None:  # enforce (eq. 12)
             self.squared.value = L_des**2
         solved = None
         if self._fast_applies(mu):
@@ -321,6 +314,22 @@ class LipschitzStep:
             f"{self.solver} returned a Lipschitz step whose LMI (7) fails (largest eigenvalue "
             f"{top:.3e} > 0) and could not be repaired; try another solver"
         )
+
+
+def step_objective(
+    mode: str, proximity: cp.Expression
+) -> tuple[cp.Variable | cp.Parameter, cp.Parameter | None, cp.Expression]:
+    """``L^2``, the parameter ``mu/rho`` (regularize mode only) and the objective of (10b) over ``rho``.
+
+    Regularize (eq. 9): ``L^2`` is a variable and the objective ``(mu/rho) L^2 +
+    proximity``; enforce (eq. 12): ``L^2`` is the parameter ``L_des^2`` and the
+    objective the proximity term alone.
+    """
+    if mode == "regularize":
+        squared = cp.Variable(nonneg=True, name="L2")
+        mu_over_rho = cp.Parameter(nonneg=True, name="mu_over_rho")
+        return squared, mu_over_rho, mu_over_rho * squared + proximity
+    return cp.Parameter(nonneg=True, name="L_des_squared"), None, proximity
 
 
 def checked_step_settings(

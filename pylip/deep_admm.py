@@ -53,7 +53,7 @@ import cvxpy as cp
 import numpy as np
 
 from . import lmi
-from .admm import checked_step_settings
+from .admm import checked_step_settings, step_objective
 from .certificate import DEFAULT_MARGIN
 from .errors import CertificateError, InputError, SolverError
 from .solvers import SolveInfo, resolve_solver, solve, value_of
@@ -313,14 +313,7 @@ class DeepLipschitzStep:
             (cp.sum_squares(w - target) for w, target in zip(self.W_bar_vars, self.targets)),
             start=cp.Constant(0.0),
         )
-        self.squared: cp.Variable | cp.Parameter
-        if self.mode == "regularize":
-            self.squared = cp.Variable(nonneg=True, name="L2")
-            self.mu_over_rho = cp.Parameter(nonneg=True, name="mu_over_rho")
-            objective = self.mu_over_rho * self.squared + proximity
-        else:
-            self.squared = cp.Parameter(nonneg=True, name="L_des_squared")
-            objective = proximity
+        self.squared, self.mu_over_rho, objective = step_objective(self.mode, proximity)
         sizes = self.problem_sizes
         n_blocks = len(sizes)
         blocks: list[list[Any]] = [
@@ -370,9 +363,9 @@ class DeepLipschitzStep:
             targets[0] = R.T
         for parameter, value in zip(self.targets, targets):
             parameter.value = value
-        if L_des is None:
+        if self.mu_over_rho is not None:  # regularize (eq. 9)
             self.mu_over_rho.value = mu / rho
-        else:
+        elif L_des is not None:  # enforce (eq. 12)
             self.squared.value = L_des**2
         info, fallback = self._solve()
         W_bar = [value_of(v) for v in self.W_bar_vars]

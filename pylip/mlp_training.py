@@ -47,6 +47,7 @@ from .deep_admm import (
 )
 from .errors import CertificateError, InputError, SolverError, TrainingError
 from .solvers import resolve_solver
+from .validation import as_count
 
 logger = logging.getLogger(__name__)
 
@@ -304,9 +305,7 @@ def _number(value: Any, name: str) -> float:
 
 
 def _count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return as_count(value, name, minimum)
 
 
 # --------------------------------------------------------------------------- data

@@ -38,7 +38,7 @@ from .certificate import certify, closed_form_bound
 from .errors import CertificateError, InputError, SolverError, TrainingError
 from .lmi import trivial_bound
 from .solvers import resolve_solver
-from .validation import as_dim, as_matrix
+from .validation import as_count, as_dim, as_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -297,9 +297,7 @@ def _positive(value: Any, field: str) -> float:
 
 
 def _count(value: Any, field: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"TrainingConfig.{field} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return as_count(value, f"TrainingConfig.{field}", minimum)
 
 
 # --------------------------------------------------------------------------- the network

@@ -97,6 +97,13 @@ def as_dim(value: Any, name: str) -> int:
     return int(scalar)
 
 
+def as_count(value: Any, name: str, minimum: int) -> int:
+    """An integer (not a bool, not a float) that is at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def as_scalar(value: Any, name: str) -> float:
     """A finite real scalar, given plain or as a 1 x 1 nested list."""
     array = np.asarray(value, dtype=np.float64)
