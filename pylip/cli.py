@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="the reduced run (a minute or two; --preset quick)")
     p.add_argument(
         "--preset", default="full", choices=["full", "quick", "miniature"],
-        help="settings (default: full, about 10-15 minutes on two cores; miniature: seconds, for tests)",
+        help="settings (default: full, about 7 minutes on two cores; miniature: seconds, for tests)",
     )
     p.add_argument("--out", default="pylip-results", help="output folder (default: pylip-results)")
     p.add_argument(

@@ -43,7 +43,7 @@ all 0), ``training_bound`` (the trainer's own bound, for comparison),
 ``certify_time``, ``attack_time`` in seconds.
 
 Presets: :meth:`DigitsSettings.full` (``64-32-10`` and ``64-16-16-10``, seven
-Lipschitz nets; about 12 minutes on two shared cores, most of it in the SDPs),
+Lipschitz nets; about 7 minutes on two shared cores, most of it in the ADMM steps),
 :meth:`DigitsSettings.quick` (``h = 16``, three Lipschitz nets; about a
 minute) and :meth:`DigitsSettings.miniature` (tests; seconds).
 """
@@ -139,7 +139,7 @@ class DigitsSettings:
 
     @classmethod
     def full(cls, **changes: Any) -> DigitsSettings:
-        """The full run (about 10-15 minutes on two cores)."""
+        """The full run (about 7 minutes on two cores)."""
         return dataclasses.replace(cls(), **changes)
 
     @classmethod
