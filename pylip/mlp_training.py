@@ -47,7 +47,7 @@ from .deep_admm import (
 )
 from .errors import CertificateError, InputError, SolverError, TrainingError
 from .solvers import resolve_solver
-from .validation import as_count
+from .validation import as_count, as_number
 
 logger = logging.getLogger(__name__)
 
@@ -296,12 +296,7 @@ class ADMMConfig:
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InputError(f"{name} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise InputError(f"{name} must be finite, got {number}")
-    return number
+    return as_number(value, name)
 
 
 def _count(value: Any, name: str, minimum: int) -> int:

@@ -38,7 +38,7 @@ from .certificate import certify, closed_form_bound
 from .errors import CertificateError, InputError, SolverError, TrainingError
 from .lmi import trivial_bound
 from .solvers import resolve_solver
-from .validation import as_count, as_dim, as_matrix
+from .validation import as_count, as_dim, as_matrix, as_number
 
 logger = logging.getLogger(__name__)
 
@@ -281,12 +281,7 @@ def _data_dim(given: Any, data: torch.Tensor, field: str, source: str) -> int:
 
 
 def _finite(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InputError(f"TrainingConfig.{field} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise InputError(f"TrainingConfig.{field} must be finite, got {number}")
-    return number
+    return as_number(value, f"TrainingConfig.{field}")
 
 
 def _positive(value: Any, field: str) -> float:

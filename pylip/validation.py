@@ -7,6 +7,7 @@ biases as flat vectors, ``1 x n`` rows or ``n x 1`` columns.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,6 +96,16 @@ def as_dim(value: Any, name: str) -> int:
     if isinstance(scalar, bool) or float(scalar) != int(scalar) or int(scalar) < 1:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
     return int(scalar)
+
+
+def as_number(value: Any, name: str) -> float:
+    """A finite real number given as a Python or numpy scalar (not a bool, not an array)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InputError(f"{name} must be finite, got {number}")
+    return number
 
 
 def as_count(value: Any, name: str, minimum: int) -> int:
