@@ -192,15 +192,15 @@ class LipschitzStep:
         W0, W1 = _shaped(W0, "W0", (n_h, n_x)), _shaped(W1, "W1", (n_y, n_h))
         Y0, Y1 = _shaped(Y0, "Y0", (n_h, n_x)), _shaped(Y1, "Y1", (n_y, n_h))
         rho, mu, L_des = checked_step_settings(self.mode, rho, mu, L_des)
-        self.target0.value = W0 + Y0 / rho
-        self.target1.value = W1 + Y1 / rho
+        target0, target1 = W0 + Y0 / rho, W1 + Y1 / rho
+        self.target0.value, self.target1.value = target0, target1
         if self.mu_over_rho is not None:  # regularize (eq. 9)
             self.mu_over_rho.value = mu / rho
         elif L_des is not None:  # enforce (eq. 12)
             self.squared.value = L_des**2
         solved = None
         if self._fast_applies(mu):
-            solved = self._solve_dual(W0 + Y0 / rho, W1 + Y1 / rho, mu / rho, L_des)
+            solved = self._solve_dual(target0, target1, mu / rho, L_des)
         if solved is None:
             what = f"Lipschitz step (10b, {self.mode})"
             info = solve(self.problem, self.solver, what=what, warm_start=True)
