@@ -23,6 +23,7 @@ ADMM iteration.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +32,11 @@ import cvxpy as cp
 import numpy as np
 
 from . import lmi
-from .certificate import DEFAULT_MARGIN
+from .certificate import DEFAULT_MARGIN, fallback_solvers
 from .errors import CertificateError, InputError, SolverError
 from .fast_step import solve_step_dual
+from .proof import scaled_max_eigenvalue
+from .repair import secure_bound, secure_weights
 from .solvers import SOLVER_ENV_VAR, SolveInfo, resolve_solver, solve, value_of
 from .validation import as_matrix, as_scalar
 
@@ -193,21 +196,13 @@ class LipschitzStep:
         Y0, Y1 = _shaped(Y0, "Y0", (n_h, n_x)), _shaped(Y1, "Y1", (n_y, n_h))
         rho, mu, L_des = checked_step_settings(self.mode, rho, mu, L_des)
         target0, target1 = W0 + Y0 / rho, W1 + Y1 / rho
-        self.target0.value, self.target1.value = target0, target1
-        if self.mu_over_rho is not None:  # regularize (eq. 9)
-            self.mu_over_rho.value = mu / rho
-        elif L_des is not None:  # enforce (eq. 12)
-            self.squared.value = L_des**2
         solved = None
         if self._fast_applies(mu):
             solved = self._solve_dual(target0, target1, mu / rho, L_des)
         if solved is None:
-            what = f"Lipschitz step (10b, {self.mode})"
-            info = solve(self.problem, self.solver, what=what, warm_start=True)
-            W0_bar, W1_bar = value_of(self.W0_bar), value_of(self.W1_bar)
-            solved = (W0_bar, W1_bar, float(value_of(self.squared)), info)
+            solved = self._solve_sdp(target0, target1, mu / rho, L_des)
         W0_bar, W1_bar, squared, info = solved
-        W0_bar, W1_bar, squared, top, repaired = self._checked(W0_bar, W1_bar, squared)
+        W0_bar, W1_bar, squared, top, repaired = self._checked(W0_bar, W1_bar, squared, L_des)
         return StepResult(
             W0_bar=W0_bar,
             W1_bar=W1_bar,
@@ -219,6 +214,65 @@ class LipschitzStep:
             max_eigenvalue=top,
             repaired=repaired,
         )
+
+    def _solve_sdp(
+        self, target0: np.ndarray, target1: np.ndarray, mu_over_rho: float, L_des: float | None
+    ) -> tuple[np.ndarray, np.ndarray, float, SolveInfo]:
+        """The SDP (10b): as posed, then if the solver fails rescaled, then with the fallback solvers.
+
+        The first attempt is the problem exactly as the original poses it (the
+        paper examples' path). A failure is retried on the exactly rescaled
+        problem (:meth:`_set_parameters`), first with this step's solver, then
+        with :func:`pylip.certificate.fallback_solvers` in their stated order.
+        The step is a projection onto a non-empty convex set whenever ``T > 0``
+        and ``L_des > 0``, so it has a solution; only the solvers can fail.
+        """
+        what = f"Lipschitz step (10b, {self.mode})"
+        attempts = [(self.solver, 1.0), (self.solver, self._scale)]
+        attempts += [(name, self._scale) for name in fallback_solvers(self.solver)]
+        failure: SolverError | None = None
+        for solver_name, scale in attempts:
+            self._set_parameters(target0, target1, mu_over_rho, L_des, scale)
+            try:
+                info = solve(self.problem, solver_name, what=what, warm_start=False)
+            except SolverError as exc:
+                failure = failure or exc
+                logger.info("%s failed at scale %g (%s); trying the next attempt", solver_name, scale, exc)
+                continue
+            W0_bar = scale * value_of(self.W0_bar)
+            W1_bar = scale * value_of(self.W1_bar)
+            squared = scale**4 * float(value_of(self.squared))
+            return W0_bar, W1_bar, squared, info
+        assert failure is not None
+        raise SolverError(
+            f"{failure} (also failed: the rescaled problem, and the solvers "
+            f"{', '.join(fallback_solvers(self.solver)) or 'none other installed'})",
+            status=failure.status,
+        )
+
+    def _set_parameters(
+        self, target0: np.ndarray, target1: np.ndarray, mu_over_rho: float, L_des: float | None, scale: float
+    ) -> None:
+        """Parameter values of the SDP in units where ``W = s V``, ``T = s^2 T'``, ``L^2 = s^4 L'^2``.
+
+        LMI (7) is congruent under ``diag(I / s^2, I / s, I)`` to (7) in the
+        scaled data, and the objective divided by ``s^2`` keeps its minimiser
+        with ``mu/rho`` replaced by ``s^2 mu/rho``. ``s`` is a power of two, so
+        the scaling is exact.
+        """
+        self.target0.value, self.target1.value = target0 / scale, target1 / scale
+        self.t.value = np.diag(self.T) / scale**2
+        if self.mu_over_rho is not None:
+            self.mu_over_rho.value = mu_over_rho * scale**2
+        elif L_des is not None:
+            self.squared.value = (L_des / scale**2) ** 2
+
+    @property
+    def _scale(self) -> float:
+        """A power of two near ``sqrt(median t)``: makes ``T'`` of order one (and ``V``, ``L'`` with it
+        when ``T`` comes from a certificate)."""
+        median = float(np.median(np.diag(self.T)))
+        return math.ldexp(1.0, round(0.5 * math.log2(median))) if median > 0 else 1.0
 
     def _fast_applies(self, mu: float) -> bool:
         return self.fast and (self.mode == "enforce" or mu > 0)
@@ -250,70 +304,32 @@ class LipschitzStep:
         return lmi.max_eigenvalue(lmi7_matrix(W0_bar, W1_bar, self.T, squared_bound, self.beta))
 
     def _checked(
-        self, W0_bar: np.ndarray, W1_bar: np.ndarray, squared: float
+        self, W0_bar: np.ndarray, W1_bar: np.ndarray, squared: float, L_des: float | None = None
     ) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
-        """Make LMI (7) hold in float64 at the returned point.
+        """Prove LMI (7) (as eq. 5) at the returned point, repairing it minimally first if need be.
 
-        A solver point that misses it by rounding is repaired: in the
-        regularize mode by raising ``L^2`` to its exact minimum for this
-        ``W_bar`` and ``T``; where ``L^2`` is fixed (enforce mode) by shrinking
-        ``W_bar`` by a factor ``s < 1``, which keeps (7) feasible (it lowers
-        the quadratic form of (5) by ``(1 - s^2)`` times non-negative terms).
-        A point that then holds only within eigenvalue rounding is moved
-        beyond it where a tiny change can (:meth:`_beyond_rounding`).
+        Regularize: ``L`` is raised to the smallest provable value for this
+        ``W_bar`` and ``T``; enforce (``L = L_des`` fixed): ``W_bar`` is shrunk
+        by the largest provable factor ``s <= 1`` (:mod:`pylip.repair`).
         """
-        return self._beyond_rounding(*self._holding(W0_bar, W1_bar, squared))
-
-    def _beyond_rounding(
-        self, W0_bar: np.ndarray, W1_bar: np.ndarray, squared: float, top: float, repaired: bool
-    ) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
-        """Move a point whose largest eigenvalue is in ``(-lmi.rounding_slack, 0]`` beyond that.
-
-        There another float64 eigenvalue routine may find it > 0. Interior-point
-        solvers land far inside (the margin ``eps``); a first-order solver (SCS)
-        can end on the boundary. ``L^2`` is raised (regularize mode), else
-        ``W_bar`` shrunk, by at most 1e-10 relative; if that is not enough (a
-        badly scaled matrix), the point is kept: it holds in the check above.
-        """
-        if top <= -lmi.rounding_slack(lmi7_matrix(W0_bar, W1_bar, self.T, squared, self.beta)):
-            return W0_bar, W1_bar, squared, top, repaired
-        candidates = []
-        for change in (1e-14, 1e-12, 1e-10):
-            if self.mode == "regularize":
-                candidates.append((W0_bar, W1_bar, squared * (1 + change)))
-            candidates.append(((1 - change) * W0_bar, (1 - change) * W1_bar, squared))
-        for W0_new, W1_new, squared_new in candidates:
-            M = lmi7_matrix(W0_new, W1_new, self.T, squared_new, self.beta)
-            moved = lmi.max_eigenvalue(M)
-            if moved <= -lmi.rounding_slack(M):
-                return W0_new, W1_new, squared_new, moved, True
-        return W0_bar, W1_bar, squared, top, repaired
-
-    def _holding(
-        self, W0_bar: np.ndarray, W1_bar: np.ndarray, squared: float
-    ) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
-        """The solver's point if (7) holds there in float64, else the repaired one."""
-        top = self.max_eigenvalue(W0_bar, W1_bar, squared)
-        if top <= 0.0:
-            return W0_bar, W1_bar, squared, top, False
-        if self.mode == "regularize":
-            structure = lmi.network_structure([W0_bar, W1_bar])
-            target = lmi.minimal_squared_bound(structure, self.T, 0.0, self.beta)
-            if np.isfinite(target):
-                for factor in (1.0, 1 + 1e-14, 1 + 1e-12, 1 + 1e-10):
-                    candidate = max(squared, target) * factor
-                    top = self.max_eigenvalue(W0_bar, W1_bar, candidate)
-                    if top <= 0.0:
-                        return W0_bar, W1_bar, candidate, top, True
-        for shrink in (1e-12, 1e-10, 1e-8, 1e-6, 1e-4):
-            s = 1.0 - shrink
-            top = self.max_eigenvalue(s * W0_bar, s * W1_bar, squared)
-            if top <= 0.0:
-                return s * W0_bar, s * W1_bar, squared, top, True
-        raise CertificateError(
-            f"{self.solver} returned a Lipschitz step whose LMI (7) fails (largest eigenvalue "
-            f"{top:.3e} > 0) and could not be repaired; try another solver"
-        )
+        t = np.diag(self.T)
+        what = f"Lipschitz step (10b, {self.mode})"
+        if self.mode == "enforce":
+            target = lmi.sqrt_up(max(squared, 0.0)) if L_des is None else L_des
+            point = secure_weights([W0_bar, W1_bar], t, target, 0.0, self.beta, what=what)
+        else:
+            try:
+                point = secure_bound(
+                    [W0_bar, W1_bar], t, lmi.sqrt_up(max(squared, 0.0)), 0.0, self.beta,
+                    scale_multiplier=False, what=what,
+                )
+            except CertificateError:
+                point = secure_weights(
+                    [W0_bar, W1_bar], t, lmi.sqrt_up(max(squared, 0.0)), 0.0, self.beta, what=what
+                )
+        W0_new, W1_new = point.weights
+        top = scaled_max_eigenvalue(point.weights, t, point.bound, 0.0, self.beta)
+        return W0_new, W1_new, point.bound * point.bound, top, point.repaired
 
 
 def step_objective(

@@ -19,17 +19,19 @@ certificate.
 
 from __future__ import annotations
 
+import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
 
-from . import lmi, reduced
+from . import lmi, proof, reduced, repair
 from .activations import check_sector, get_activation
-from .errors import CertificateError, InputError
+from .errors import CertificateError, InputError, SolverError
 from .solvers import resolve_solver, solve, value_of
 from .validation import as_weight_list
 
@@ -44,22 +46,34 @@ class UnsoundCertificateWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Certificate:
-    """A checked upper bound on a network's Lipschitz constant.
+    """A proven upper bound on a network's Lipschitz constant.
 
     Attributes:
-        bound: the Lipschitz bound ``L`` (``P(L^2, T) <= 0`` holds in float64).
-        squared_bound: ``L^2``.
+        bound: the Lipschitz bound ``L``: ``P(L^2, T) <= 0`` (eq. 5) is proven
+            for the weights as given (:mod:`pylip.proof`), unless ``verified``
+            is False (only the unsound ``"network"`` form).
+        squared_bound: ``L^2`` (``bound * bound`` in float64).
         T: the multiplier matrix (``N x N`` for ``N`` hidden neurons).
         form: ``"neuron"``, ``"layer"`` or ``"network"``.
         solver, status, solve_time: what the SDP solver reported.
         trivial_bound: product of the weights' spectral norms (times ``beta``
-            per hidden layer), for comparison.
-        max_eigenvalue: largest eigenvalue of ``P(L^2, T)``, <= 0.
-        repaired: True if the solver's ``L^2`` was raised: it violated the LMI,
-            or held only within eigenvalue rounding (``lmi.rounding_slack``).
+            per hidden layer), for comparison; ``bound`` never exceeds it.
+        max_eigenvalue: largest float64 eigenvalue of ``P(L^2, T)`` in the
+            exactly (power-of-two) rescaled coordinates of :mod:`pylip.proof`,
+            which are congruent to ``P`` (same sign) and well scaled. For
+            information: the proof, not this number, is the guarantee.
+        repaired: True if the solver's point was changed before it could be
+            proven (see ``repair``) or replaced by the trivial bound.
         solver_bound: ``sqrt`` of the ``L^2`` the solver returned.
         alpha, beta: the slope sector used (eq. 2).
         sound: False only for the coupled ``"network"`` form.
+        notes: what was done beyond the solve, in words.
+        verified: True when the bound is proven.
+        proof_method: ``"rump"`` (floating-point safe Cholesky test),
+            ``"exact"``, or ``"structure"`` (a zero layer: the network is constant).
+        repair: ``""`` or what the repair changed and by how much.
+        repair_change: relative size of the repair.
+        proof_time: seconds spent proving (and repairing).
     """
 
     bound: float
@@ -79,24 +93,52 @@ class Certificate:
     layer_sizes: tuple[int, ...]
     sound: bool = True
     notes: tuple[str, ...] = field(default=())
+    verified: bool = False
+    proof_method: str = ""
+    repair: str = ""
+    repair_change: float = 0.0
+    proof_time: float = 0.0
+
+    def prove(self, weights: Sequence[Any]) -> proof.Proof:
+        """Prove again, independently of how the certificate was made, that it holds for ``weights``.
+
+        Raises:
+            CertificateError: if ``P(L^2, T) <= 0`` cannot be proven for these weights.
+        """
+        matrices = as_weight_list(weights)
+        if self.proof_method == "structure":
+            if any(not np.any(w) for w in matrices):
+                return proof.Proof(holds=True, method="structure", margin=0.0)
+            raise CertificateError("the certificate (L = 0) needs a zero layer, these weights have none")
+        result = proof.prove_certificate(matrices, np.diag(self.T), self.bound, self.alpha, self.beta)
+        if not result.holds:
+            raise CertificateError(
+                f"the certificate L = {self.bound:.6g} cannot be proven for these weights: "
+                "P(L^2, T) <= 0 (eq. 5) fails or is too tight for a floating-point-safe proof"
+            )
+        return result
 
     def verify(self, weights: Sequence[Any]) -> float:
-        """Recompute the LMI's largest eigenvalue for ``weights``; raise if > 0."""
+        """:meth:`prove` the certificate for ``weights``; return the LMI's largest float64 eigenvalue."""
+        self.prove(weights)
+        if self.proof_method == "structure":
+            return 0.0
         structure = lmi.network_structure(as_weight_list(weights))
-        value = lmi.lmi_max_eigenvalue(structure, self.T, self.squared_bound, self.alpha, self.beta)
-        if value > 0.0:
-            raise CertificateError(
-                f"the certificate does not hold for these weights: the LMI's largest "
-                f"eigenvalue is {value:.3e} > 0"
-            )
-        return value
+        return lmi.lmi_max_eigenvalue(structure, self.T, self.squared_bound, self.alpha, self.beta)
 
     def summary(self) -> str:
-        """One line: form, bound, trivial bound, solver and time."""
-        flag = " (repaired)" if self.repaired else ""
+        """One line: form, bound, the proof's verdict, trivial bound, solver and time."""
         unsound = " UNSOUND" if not self.sound else ""
+        if self.verified:
+            verdict = f"proven ({self.proof_method})"
+            if self.repair:
+                verdict += f" after a repair: {self.repair}"
+        else:
+            verdict = "NOT proven (checked in float64 only)"
+        if any(note.startswith("trivial bound returned") for note in self.notes):
+            verdict += "; the SDP's bound was above the trivial bound, which is returned"
         return (
-            f"{self.form:7s}{unsound} L = {self.bound:.6g}{flag}  "
+            f"{self.form:7s}{unsound} L = {self.bound:.6g}  {verdict}  "
             f"(trivial {self.trivial_bound:.6g}; {self.solver} {self.status}, "
             f"{self.solve_time:.3f} s)"
         )
@@ -197,14 +239,9 @@ def certify(
         )
     solver_name = resolve_solver(solver)
     structure = lmi.network_structure(matrices)
-    problem, squared, multiplier_value, scaling = _certificate_problem(
-        formulation, form, matrices, structure, a, b, margin
-    )
-    info = solve(problem, solver_name, what=f"LipSDP-{form} certificate SDP")
-
-    T, solver_squared = multiplier_value(), float(value_of(squared))
-    if scaling is not None:
-        T, solver_squared = scaling.multiplier(T), scaling.squared_bound(solver_squared)
+    if any(not np.any(w) for w in matrices):
+        return _constant_network_certificate(structure, matrices, form, a, b, margin)
+    _require_representable_bound(matrices, b)
     if form == "network":
         warnings.warn(
             "LipSDP-Network (coupled T) is not a valid Lipschitz bound in general "
@@ -212,9 +249,93 @@ def certify(
             UnsoundCertificateWarning,
             stacklevel=2,
         )
+    certificate = _solved_certificate(formulation, form, matrices, structure, a, b, margin, solver_name)
+    if certificate.repair_change <= REPAIR_TOLERANCE or form == "network":
+        return certificate
+    # the solver's point was too far off to be repaired near the optimum (a
+    # first-order solver's T, say): re-solve with the next solver of the stated order
+    for fallback in fallback_solvers(solver_name):
+        try:
+            again = _solved_certificate(formulation, form, matrices, structure, a, b, margin, fallback)
+        except (SolverError, CertificateError):
+            continue
+        if again.bound < certificate.bound:
+            note = (
+                f"re-solved with {fallback}: {solver_name}'s point needed a repair of "
+                f"{certificate.repair_change:.2e} (relative), more than {REPAIR_TOLERANCE:g}"
+            )
+            return replace(again, notes=(*again.notes, note))
+    return replace(
+        certificate,
+        notes=(*certificate.notes, f"the repair of {certificate.repair_change:.2e} could not be "
+               "avoided by another solver"),
+    )
+
+
+REPAIR_TOLERANCE = 1e-6  # a repair larger than this (relative) means the solver's point was poor
+FALLBACK_ORDER = ("CLARABEL", "CVXOPT", "SCS")
+
+
+def fallback_solvers(tried: str) -> list[str]:
+    """The installed open solvers other than ``tried``, in pylip's stated order (interior point first)."""
+    installed = cp.installed_solvers()
+    return [name for name in FALLBACK_ORDER if name != tried and name in installed]
+
+
+def _solved_certificate(
+    formulation: str,
+    form: str,
+    matrices: list[np.ndarray],
+    structure: lmi.NetworkStructure,
+    alpha: float,
+    beta: float,
+    margin: float,
+    solver_name: str,
+) -> Certificate:
+    """Solve the SDP (6) in ``formulation`` with ``solver_name`` and prove (repairing if need be)."""
+    problem, squared, multiplier_value, scaling = _certificate_problem(
+        formulation, form, matrices, structure, alpha, beta, margin
+    )
+    info = solve(problem, solver_name, what=f"LipSDP-{form} certificate SDP")
+    T, solver_squared = multiplier_value(), float(value_of(squared))
+    if scaling is not None:
+        T, solver_squared = scaling.multiplier(T), scaling.squared_bound(solver_squared)
     return _checked_certificate(
-        structure, T, solver_squared, a, b, form=form, solver=info.solver, status=info.status,
+        structure, T, solver_squared, alpha, beta, form=form, solver=info.solver, status=info.status,
         solve_time=info.solve_time, margin=margin, weights=matrices,
+    )
+
+
+def _require_representable_bound(matrices: Sequence[np.ndarray], beta: float) -> None:
+    """Refuse weights whose bound ``L`` or ``L^2`` would leave float64's range."""
+    log2_norms = [math.log2(max(float(np.linalg.norm(w, 2)), np.finfo(np.float64).tiny)) for w in matrices]
+    log2_bound = sum(log2_norms) + (len(matrices) - 1) * math.log2(max(beta, 1e-300))
+    if not -500 < log2_bound < 500:
+        raise InputError(
+            f"the weights' scale puts the Lipschitz bound near 2^{log2_bound:.0f} (product of the "
+            "spectral norms), so L^2 would leave float64's range; rescale the weights by powers of "
+            "two (exact: L scales by the product of the factors) to bring every layer's norm near 1"
+        )
+
+
+def _constant_network_certificate(
+    structure: lmi.NetworkStructure,
+    matrices: Sequence[np.ndarray],
+    form: str,
+    alpha: float,
+    beta: float,
+    margin: float,
+) -> Certificate:
+    """``L = 0``, without a solver: a zero weight matrix makes the network constant."""
+    zero = next(k for k, w in enumerate(matrices) if not np.any(w))
+    n = structure.n_hidden
+    return Certificate(
+        bound=0.0, squared_bound=0.0, T=np.zeros((n, n)), form=form, solver="none", status="exact",
+        solve_time=0.0, trivial_bound=0.0, max_eigenvalue=0.0, repaired=False, solver_bound=0.0,
+        alpha=alpha, beta=beta, margin=margin,
+        layer_sizes=(structure.n_in, *structure.hidden_sizes, matrices[-1].shape[0]),
+        notes=(f"W{zero} is zero, so the network is constant: L = 0 exactly (no SDP solved)",),
+        verified=True, proof_method="structure",
     )
 
 
@@ -229,9 +350,10 @@ def _certificate_problem(
 ) -> tuple[cp.Problem, cp.Variable, Callable[[], np.ndarray], _Normalization | None]:
     """The SDP (6) in the chosen formulation: problem, ``L^2``, ``T`` getter, and the scaling used."""
     if formulation == "reduced":
-        scaling = _Normalization(matrices)
+        scaling = _Normalization(matrices, fold_beta=beta)
+        a, b = scaling.sector(alpha, beta)
         problem, squared, multiplier_value = reduced.reduced_certificate_problem(
-            scaling.weights[0], scaling.weights[1], form=form, alpha=alpha, beta=beta, margin=margin
+            scaling.weights[0], scaling.weights[1], form=form, alpha=a, beta=b, margin=margin
         )
         return problem, squared, multiplier_value, scaling
     squared = cp.Variable(name="L2")
@@ -240,32 +362,46 @@ def _certificate_problem(
         P = lmi.certificate_matrix(structure, T_expr, squared, alpha, beta)
         scaling_or_none = None
     else:
-        scaling_or_none = _Normalization(matrices)
+        scaling_or_none = _Normalization(matrices, fold_beta=beta)
         normalized = lmi.network_structure(scaling_or_none.weights)
         T_expr, multiplier_value = _multiplier(form, normalized)
-        P = lmi.sparse_certificate_matrix(normalized, T_expr, squared, alpha, beta)
+        a, b = scaling_or_none.sector(alpha, beta)
+        P = lmi.sparse_certificate_matrix(normalized, T_expr, squared, a, b)
     problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << -margin * np.eye(P.shape[0])])
     return problem, squared, multiplier_value, scaling_or_none
 
 
 class _Normalization:
-    """Solve (6) for weights scaled to unit spectral norm, then map back exactly.
+    """Solve (6) for weights scaled to about unit spectral norm, then map back exactly.
 
     With ``W_k = s_k V_k``, ``d_k = s_0 ... s_{k-1}`` on hidden layer ``k`` and
     ``S = s_0 ... s_l``, the congruence ``D P_W(L^2, T) D = S^2 P_V(L^2 / S^2,
     Delta T Delta / S^2)`` (``D = blkdiag(I, d_1 I, ..., d_l I)``) holds for
     every slope sector, so ``L(W) = S L(V)`` and ``T_W = S^2 Delta^-1 T_V
-    Delta^-1``. Deep or large-weight networks (``L^2`` of 1e10) thus reach the
-    solver well scaled; the result is still checked in the original weights.
+    Delta^-1``. Each ``s_k`` is the power of two nearest ``||W_k||_2``, so the
+    scaling and its inverse are exact in floating point. Deep or large-weight
+    networks (``L^2`` of 1e10) thus reach the solver well scaled; the result is
+    proven for the original weights.
+
+    ``fold_beta``: a sector ``[alpha, beta]`` is the sector ``[alpha / beta, 1]``
+    of the weights ``beta W_k`` (``k < l``): ``phi(W x) = psi(beta W x)`` with
+    ``psi(y) = phi(y / beta)``, and the slope restriction (4) is the same
+    quadratic constraint, so ``P`` and ``T`` do not change. Folding ``beta``
+    into the scales keeps a sigmoid's ``beta^l`` out of the solver's ``L^2``.
     """
 
-    def __init__(self, weights: Sequence[np.ndarray]) -> None:
-        norms = [float(np.linalg.norm(w, 2)) for w in weights]
-        self.scales = [n if n > 0 else 1.0 for n in norms]
-        self.weights = [w / s for w, s in zip(weights, self.scales)]
+    def __init__(self, weights: Sequence[np.ndarray], fold_beta: float = 1.0) -> None:
+        self.fold = float(fold_beta) if fold_beta > 0 else 1.0
+        folded = [self.fold * w for w in weights[:-1]] + [weights[-1]]
+        self.scales = [proof.power_of_two_scale_near_norm(w) for w in folded]
+        self.weights = [w / s for w, s in zip(folded, self.scales)]
         self.total = float(np.prod(self.scales))
         prefix = np.cumprod(self.scales[:-1])  # d_1 .. d_l
         self.hidden_scale = np.repeat(prefix, [w.shape[0] for w in weights[:-1]])
+
+    def sector(self, alpha: float, beta: float) -> tuple[float, float]:
+        """The sector the solver sees for the scaled weights."""
+        return alpha / self.fold, beta / self.fold
 
     def squared_bound(self, normalized: float) -> float:
         return normalized * self.total**2
@@ -320,101 +456,147 @@ def _checked_certificate(
     margin: float,
     weights: Sequence[np.ndarray],
 ) -> Certificate:
-    """Check ``P(L^2, T) <= 0`` in float64 and repair ``L^2`` if rounding broke it.
+    """Prove the solver's point, repairing it minimally first if need be (:mod:`pylip.repair`).
 
-    The check is made at ``bound**2`` of the float ``bound`` that is returned,
-    so a user who squares the bound again finds the LMI satisfied.
+    The proof (:func:`pylip.proof.prove_certificate`) is made at ``bound**2`` of
+    the float ``bound`` that is returned, for the weights as given. A bound
+    above the trivial one is replaced by the trivial bound, proven
+    (:func:`trivial_certificate_point`). The coupled ``"network"`` form has
+    no valid certificate to prove: it is checked in float64 only and marked
+    ``verified=False``.
     """
-    squared = max(solver_squared, 0.0)
-    repaired = False
-    step = 0.0
-    for _ in range(100):
-        bound = lmi.sqrt_up(squared)
-        top = lmi.lmi_max_eigenvalue(structure, T, bound * bound, alpha, beta)
-        if top <= 0.0:
-            break
-        if not repaired:
-            # jump to the exact minimum for this T, then creep up past rounding noise
-            nudged, target = _repairable_multiplier(structure, T, alpha, beta)
-            if nudged is None:
-                raise CertificateError(
-                    f"{solver} returned a multiplier T for which no Lipschitz bound can be "
-                    f"certified (LMI eigenvalue {top:.3e} > 0 at its L^2, and the hidden block "
-                    "stays indefinite when T is scaled up slightly); try another solver"
-                )
-            T, squared, repaired = nudged, max(squared, target), True
-            step = max(squared, 1e-12) * 1e-15
-        else:
-            squared += step
-            step *= 2.0
-    else:  # pragma: no cover - the doubling step reaches any finite gap
-        raise CertificateError(f"could not repair the certificate: LMI eigenvalue {top:.3e} > 0")
-    bound, top, raised = _beyond_rounding(structure, T, bound, top, alpha, beta)
-    repaired = repaired or raised
-    squared = bound * bound
+    start = time.perf_counter()
+    solver_bound = lmi.sqrt_up(max(solver_squared, 0.0))
+    trivial = lmi.trivial_bound(weights, beta)
+    if form == "network":
+        return _float_checked_network_certificate(
+            structure, T, solver_squared, alpha, beta, solver=solver, status=status,
+            solve_time=solve_time, margin=margin, weights=weights, trivial=trivial,
+        )
+    t = np.maximum(np.diag(T), 0.0)
+    notes: list[str] = []
+    try:
+        point = repair.secure_bound(weights, t, solver_bound, alpha, beta)
+    except CertificateError as exc:
+        raise CertificateError(
+            f"{solver} returned a multiplier T for which no Lipschitz bound can be proven "
+            f"({exc}); try another solver"
+        ) from None
+    if point.bound > trivial:
+        capped = trivial_certificate_point(weights, alpha, beta)
+        if capped is not None and capped.bound < point.bound:
+            notes.append(
+                f"trivial bound returned (product of spectral norms, proven): the SDP's bound "
+                f"{point.bound:.6g} exceeded it"
+            )
+            point = capped
+    if point.repair:
+        notes.append(f"repaired: {point.repair}")
+    bound = point.bound
+    T_out = np.diag(point.t)
+    top = proof.scaled_max_eigenvalue(weights, point.t, bound, alpha, beta)
     return Certificate(
         bound=bound,
-        squared_bound=squared,
-        T=T,
+        squared_bound=_finite_square(bound),
+        T=T_out,
         form=form,
         solver=solver,
         status=status,
         solve_time=solve_time,
-        trivial_bound=lmi.trivial_bound(weights, beta),
+        trivial_bound=max(trivial, bound) if notes and notes[0].startswith("trivial") else trivial,
         max_eigenvalue=top,
-        repaired=repaired,
+        repaired=bool(point.repair) or bool(notes),
         solver_bound=float(np.sqrt(max(solver_squared, 0.0))),
         alpha=alpha,
         beta=beta,
         margin=margin,
         layer_sizes=(structure.n_in, *structure.hidden_sizes, weights[-1].shape[0]),
-        sound=form != "network",
+        sound=True,
+        notes=tuple(notes),
+        verified=True,
+        proof_method=point.proof.method,
+        repair=point.repair,
+        repair_change=point.change,
+        proof_time=time.perf_counter() - start,
     )
 
 
-def _beyond_rounding(
-    structure: lmi.NetworkStructure, T: np.ndarray, bound: float, top: float, alpha: float, beta: float
-) -> tuple[float, float, bool]:
-    """Raise a bound whose LMI holds only within eigenvalue rounding beyond it.
+def _finite_square(bound: float) -> float:
+    squared = bound * bound
+    if not np.isfinite(squared):
+        raise InputError(
+            f"the Lipschitz bound {bound:.3e} squared overflows float64; scale the weights down by a "
+            "power of two (exact) and the bound up by the same factor"
+        )
+    return squared
 
-    With the largest eigenvalue in ``(-lmi.rounding_slack(P), 0]``, another
-    float64 eigenvalue routine may find it > 0. Interior-point solvers land far
-    inside (the margin); a first-order solver (SCS), or a repaired point, can
-    end on the boundary. ``L^2`` is raised by at most 1e-10 relative; if that
-    is not enough (the tight direction is not the input's, or ``P`` is badly
-    scaled), the bound is kept: it holds in the check made.
+
+def trivial_certificate_point(
+    weights: Sequence[np.ndarray], alpha: float, beta: float
+) -> repair.ProvenPoint | None:
+    """A proven LipSDP-Layer point at (just above) the trivial bound, for ``alpha = 0``.
+
+    With ``w_k = ||W_k||_2`` and ``lambda_l = w_l^2``, ``lambda_k = beta^2 w_k^2
+    lambda_{k+1}``, Young's inequality ``2 beta lambda x' W u <= lambda |x|^2 +
+    lambda beta^2 w^2 |u|^2`` on each cross term of (5) gives ``P <= 0`` at
+    ``L^2 = beta^(2l) prod w_k^2``. The multipliers and ``L`` are raised
+    slightly so that the point is strictly feasible and can be proven.
+    Returns ``None`` for other sectors or when the proof fails.
     """
-    P = lmi.certificate_matrix(structure, T, bound * bound, alpha, beta)
-    if top <= -lmi.rounding_slack(P):
-        return bound, top, False
-    for change in (1e-14, 1e-12, 1e-10):
-        raised = lmi.sqrt_up(bound * bound * (1 + change))
-        P = lmi.certificate_matrix(structure, T, raised * raised, alpha, beta)
-        moved = lmi.max_eigenvalue(P)
-        if moved <= -lmi.rounding_slack(P):
-            return raised, moved, True
-    return bound, top, False
+    if alpha != 0.0 or beta <= 0.0:
+        return None
+    norms = [float(np.linalg.norm(w, 2)) for w in weights]
+    if min(norms) == 0.0:
+        return None
+    slack = 1.0 + 1e-9
+    lam = [0.0] * (len(weights) - 1)
+    lam[-1] = norms[-1] ** 2 * slack
+    for k in range(len(weights) - 3, -1, -1):
+        lam[k] = beta**2 * norms[k + 1] ** 2 * lam[k + 1] * slack
+    squared = beta**2 * norms[0] ** 2 * lam[0] * slack
+    t = np.repeat(lam, [w.shape[0] for w in weights[:-1]])
+    bound = lmi.sqrt_up(squared)
+    try:
+        return repair.secure_bound(weights, t, bound, alpha, beta, scale_multiplier=False)
+    except CertificateError:
+        return None
 
 
-def _repairable_multiplier(
-    structure: lmi.NetworkStructure, T: np.ndarray, alpha: float, beta: float
-) -> tuple[np.ndarray | None, float]:
-    """``T`` itself, or ``T`` nudged within its class, with a finite minimal ``L^2``.
-
-    A solver's ``T`` can leave the hidden block of ``P`` a hair from negative
-    definite (then no ``L^2`` works). Scaling ``T`` up, or adding a tiny
-    multiple of the identity, keeps it in its class (diagonal, layer-wise or
-    coupled) and makes the ``-2T`` block dominate again.
-    """
-    scale = float(np.max(np.abs(T))) or 1.0
-    candidates = [T]
-    for delta in (1e-10, 1e-8, 1e-6, 1e-4):
-        candidates += [T * (1.0 + delta), T + delta * scale * np.eye(T.shape[0])]
-    for candidate in candidates:
-        target = lmi.minimal_squared_bound(structure, candidate, alpha, beta)
-        if np.isfinite(target):
-            return candidate, target
-    return None, float("inf")
+def _float_checked_network_certificate(
+    structure: lmi.NetworkStructure,
+    T: np.ndarray,
+    solver_squared: float,
+    alpha: float,
+    beta: float,
+    *,
+    solver: str,
+    status: str,
+    solve_time: float,
+    margin: float,
+    weights: Sequence[np.ndarray],
+    trivial: float,
+) -> Certificate:
+    """LipSDP-Network's coupled ``T``: raise ``L^2`` to its float64 minimum for ``T``; not proven."""
+    squared = max(solver_squared, 0.0)
+    top = lmi.lmi_max_eigenvalue(structure, T, squared, alpha, beta)
+    repaired = False
+    if top > 0.0:
+        target = lmi.minimal_squared_bound(structure, T, alpha, beta)
+        if not np.isfinite(target):
+            raise CertificateError(
+                f"{solver} returned a multiplier T for which no Lipschitz bound can be certified; "
+                "try another solver"
+            )
+        squared, repaired = target * (1 + 1e-10), True
+        top = lmi.lmi_max_eigenvalue(structure, T, squared, alpha, beta)
+    bound = lmi.sqrt_up(squared)
+    return Certificate(
+        bound=bound, squared_bound=bound * bound, T=T, form="network", solver=solver, status=status,
+        solve_time=solve_time, trivial_bound=trivial, max_eigenvalue=top, repaired=repaired,
+        solver_bound=float(np.sqrt(squared)), alpha=alpha, beta=beta, margin=margin,
+        layer_sizes=(structure.n_in, *structure.hidden_sizes, weights[-1].shape[0]), sound=False,
+        notes=("LipSDP-Network is not a valid bound (Section II-C): checked in float64, not proven",),
+    )
 
 
 def closed_form_bound(W0: Any, W1: Any, beta: float = 1.0) -> float:

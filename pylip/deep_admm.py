@@ -56,6 +56,8 @@ from . import lmi
 from .admm import checked_step_settings, step_objective
 from .certificate import DEFAULT_MARGIN
 from .errors import CertificateError, InputError, SolverError
+from .proof import scaled_max_eigenvalue
+from .repair import secure_bound, secure_weights
 from .solvers import SolveInfo, resolve_solver, solve, value_of
 from .validation import as_matrix, as_scalar
 
@@ -372,7 +374,7 @@ class DeepLipschitzStep:
         if basis is not None:
             W_bar[0] = W_bar[0] @ basis.T
         squared = float(value_of(self.squared))
-        W_bar, squared, top, repaired = self._checked(W_bar, squared)
+        W_bar, squared, top, repaired = self._checked(W_bar, squared, L_des)
         return DeepStepResult(
             W_bar=W_bar,
             Y=[y + rho * (w - wb) for y, w, wb in zip(Y, W, W_bar)],
@@ -394,7 +396,7 @@ class DeepLipschitzStep:
         """
         what = f"multi-layer Lipschitz step (10b, {self.mode})"
         try:
-            return solve(self.problem, self.solver, what=what, warm_start=True), False
+            return solve(self.problem, self.solver, what=what), False
         except SolverError as exc:
             if exc.status != "solver_error" or self.solver not in FALLBACK_OPTIONS:
                 raise
@@ -416,62 +418,31 @@ class DeepLipschitzStep:
         """Largest eigenvalue of ``P(L^2, T)`` for ``W_bar`` with this step's ``T``, in float64."""
         return certificate_max_eigenvalue(W_bar, self._t, squared_bound, self.beta)
 
-    # -- float64 check and repair --------------------------------------------------------
+    # -- proof and minimal repair --------------------------------------------------------
 
     def _checked(
-        self, W_bar: list[np.ndarray], squared: float
+        self, W_bar: list[np.ndarray], squared: float, L_des: float | None = None
     ) -> tuple[list[np.ndarray], float, float, bool]:
-        """Make ``P(L^2, T) <= 0`` hold in float64 at the returned point.
+        """Prove ``P(L^2, T) <= 0`` (eq. 5) at the returned point, repairing it minimally first if need be.
 
-        Regularize: raise ``L^2`` to its exact minimum for ``W_bar`` and ``T``
-        (:func:`pylip.lmi.minimal_squared_bound`). Enforce: shrink every
-        ``W_bar_k`` by ``s < 1`` (:func:`feasible_shrink`). A point that holds
-        only within eigenvalue rounding is then moved beyond it where a change
-        of at most 1e-10 relative can.
+        Regularize: raise ``L`` to the smallest provable value for ``W_bar``
+        and ``T``; enforce: shrink every ``W_bar_k`` by the largest provable
+        ``s <= 1`` (:mod:`pylip.repair`; the convexity argument of the module
+        docstring guarantees that some ``s > 0`` works).
         """
-        top = self.max_eigenvalue(W_bar, squared)
-        repaired = False
-        if top > 0.0:
-            W_bar, squared, top = self._repair(W_bar, squared, top)
-            repaired = True
-        P = lmi.certificate_matrix(lmi.network_structure(W_bar), self.T, squared, 0.0, self.beta)
-        if top > -lmi.rounding_slack(P):
-            for change in (1e-14, 1e-12, 1e-10):
-                candidates = [([(1 - change) * w for w in W_bar], squared)]
-                if self.mode == "regularize":
-                    candidates.insert(0, (W_bar, squared * (1 + change)))
-                for W_new, squared_new in candidates:
-                    P = lmi.certificate_matrix(
-                        lmi.network_structure(W_new), self.T, squared_new, 0.0, self.beta
-                    )
-                    moved = lmi.max_eigenvalue(P)
-                    if moved <= -lmi.rounding_slack(P):
-                        return W_new, squared_new, moved, True
-        return W_bar, squared, top, repaired
-
-    def _repair(
-        self, W_bar: list[np.ndarray], squared: float, top: float
-    ) -> tuple[list[np.ndarray], float, float]:
-        if self.mode == "regularize":
-            target = lmi.minimal_squared_bound(lmi.network_structure(W_bar), self.T, 0.0, self.beta)
-            if np.isfinite(target):
-                for factor in (1.0, 1 + 1e-14, 1 + 1e-12, 1 + 1e-10, 1 + 1e-8):
-                    raised = max(squared, target) * factor
-                    top = self.max_eigenvalue(W_bar, raised)
-                    if top <= 0.0:
-                        return W_bar, raised, top
-        current = W_bar
-        for extra in (0.0, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4):
-            s = feasible_shrink(current, self._t, squared, self.beta) * (1.0 - extra)
-            candidate = [s * w for w in current]
-            top = self.max_eigenvalue(candidate, squared)
-            if top <= 0.0:
-                return candidate, squared, top
-            current = candidate
-        raise CertificateError(
-            f"{self.solver} returned a Lipschitz step whose LMI fails (largest eigenvalue {top:.3e} > 0) "
-            "and could not be repaired; try another solver"
-        )
+        bound = lmi.sqrt_up(max(squared, 0.0))
+        what = f"multi-layer Lipschitz step (10b, {self.mode})"
+        if self.mode == "enforce":
+            target = bound if L_des is None else L_des
+            point = secure_weights(W_bar, self._t, target, 0.0, self.beta, what=what)
+        else:
+            try:
+                point = secure_bound(W_bar, self._t, bound, 0.0, self.beta, scale_multiplier=False, what=what)
+            except CertificateError:
+                point = secure_weights(W_bar, self._t, bound, 0.0, self.beta, what=what)
+        top = scaled_max_eigenvalue(point.weights, self._t, point.bound, 0.0, self.beta)
+        squared_out = squared if self.mode == "enforce" else point.bound * point.bound
+        return list(point.weights), squared_out, top, point.repaired
 
     def _shaped(self, values: Sequence[Any], name: str) -> list[np.ndarray]:
         if isinstance(values, np.ndarray) or len(values) != len(self.shapes):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import pylip
+from pylip.proof import prove_certificate, prove_certificate_exact
 from pylip.admm import LipschitzStep, lmi7_matrix
 
 
@@ -70,16 +71,21 @@ def test_step_result_bound_is_certified_for_W_bar():
 
 
 @pytest.mark.parametrize("mode", ["regularize", "enforce"])
-def test_step_point_on_the_boundary_is_moved_beyond_eigenvalue_rounding(mode):
-    """A solver point with LMI (7) tight, as SCS can return: its sign is left to rounding."""
+def test_step_point_on_the_boundary_is_proven_after_a_minimal_repair(mode):
+    """A solver point with LMI (7) tight, as SCS can return: its sign is left to rounding.
+
+    The returned point is proven (floating-point safe, and again in exact
+    rational arithmetic), and the repair moves it by at most 1e-10 relative.
+    """
     W0, W1 = net(6)
     T = certified_T(W0, W1)
     step = LipschitzStep(1, 6, 1, T, mode=mode)
     exact = pylip.lmi.minimal_squared_bound(pylip.lmi.network_structure([W0, W1]), T, 0.0, 1.0)
     W0_bar, W1_bar, squared, top, _ = step._checked(W0, W1, exact)
-    M = lmi7_matrix(W0_bar, W1_bar, T, squared)
-    assert top <= -pylip.lmi.rounding_slack(M)
-    assert np.linalg.eigvalsh(M).max() <= 0.0
+    bound = pylip.lmi.sqrt_up(squared) if mode == "regularize" else pylip.lmi.sqrt_up(exact)
+    assert prove_certificate_exact([W0_bar, W1_bar], np.diag(T), bound, 0.0, 1.0).holds
+    assert prove_certificate([W0_bar, W1_bar], np.diag(T), bound, 0.0, 1.0).holds
+    assert top < 0.0
     assert squared == pytest.approx(exact, rel=1e-10)
     assert np.linalg.norm(W0_bar - W0) <= 1e-10 * np.linalg.norm(W0)
 
@@ -165,13 +171,50 @@ def test_solve_sdp_field_errors():
         pylip.solve_SDP(params, BASE_T, [2, 3, 1], 2.0, 0.1, 1, 1.0)
 
 
-def test_solver_failure_is_reported_with_status():
-    """Every L_des > 0 is feasible (W_bar = 0 meets it), so make the LMI infeasible
-    through its margin: -2T <= -margin I fails for T = 1e-12 I."""
-    step = LipschitzStep(1, 3, 1, np.diag([1e-12] * 3), mode="enforce", margin=1e-3)
-    with pytest.raises(pylip.SolverError) as info:
+def test_solver_failure_is_reported_with_status(monkeypatch):
+    """Every L_des > 0 is feasible (W_bar = 0 meets it): only solvers fail. When every
+    attempt fails (as posed, rescaled, fallback solvers), the first failure's status is
+    kept and the message names what else was tried."""
+    calls = []
+
+    def failing(problem, solver, **kwargs):
+        calls.append(solver)
+        raise pylip.SolverError(f"{solver} failed", status="solver_error")
+
+    monkeypatch.setattr(pylip.admm, "solve", failing)
+    step = LipschitzStep(1, 3, 1, np.diag([1.0] * 3), mode="enforce", solver="CLARABEL")
+    with pytest.raises(pylip.SolverError, match="rescaled problem") as info:
         step.solve(np.ones((3, 1)), np.ones((1, 3)), np.zeros((3, 1)), np.zeros((1, 3)), rho=2.0, L_des=1.0)
-    assert info.value.status is not None
+    assert info.value.status == "solver_error"
+    assert calls[:2] == ["CLARABEL", "CLARABEL"] and len(calls) == 2 + len(
+        pylip.certificate.fallback_solvers("CLARABEL")
+    )
+
+
+def test_enforce_steps_on_feasible_problems_return_proven_points():
+    """Issue 17 (1): 3-5-2 nets with weights of std 20, T from calculate_Lipschitz,
+    L_des = 1.5 x the certified bound (W_bar = W is feasible): every step returns, proven."""
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        W0, W1 = 20 * rng.standard_normal((5, 3)), 20 * rng.standard_normal((2, 5))
+        params = {"W0": W0, "W1": W1, "b0": np.zeros(5), "b1": np.zeros(2)}
+        result = pylip.calculate_Lipschitz(params, {"n_x": 3, "n_h": 5, "n_y": 2})
+        L_des = 1.5 * result["Lipschitz"]
+        step = LipschitzStep(3, 5, 2, result["T"], mode="enforce")
+        out = step.solve(W0, W1, np.zeros_like(W0), np.zeros_like(W1), rho=1.0, L_des=L_des)
+        assert prove_certificate([out.W0_bar, out.W1_bar], np.diag(result["T"]), L_des, 0.0, 1.0).holds
+        assert np.linalg.norm(out.W0_bar - W0) <= 1e-4 * np.linalg.norm(W0)  # W itself is feasible
+
+
+def test_enforce_step_with_a_tiny_bound_returns_nearly_zero_weights():
+    """Issue 17 (1): L_des = 1e-3 on std-1 weights is feasible (W_bar = 0); the step returns, proven."""
+    rng = np.random.default_rng(1)
+    W0, W1 = rng.standard_normal((5, 3)), rng.standard_normal((2, 5))
+    T = certified_T(W0, W1)
+    step = LipschitzStep(3, 5, 2, T, mode="enforce")
+    out = step.solve(W0, W1, np.zeros_like(W0), np.zeros_like(W1), rho=1.0, L_des=1e-3)
+    assert prove_certificate([out.W0_bar, out.W1_bar], np.diag(T), 1e-3, 0.0, 1.0).holds
+    assert np.linalg.norm(out.W1_bar) < np.linalg.norm(W1)
 
 
 @pytest.mark.parametrize("mode", ["regularize", "enforce"])
