@@ -1,7 +1,7 @@
 """pylip: Lipschitz-bounded neural-network training after Pauli et al. (2020).
 
 Core (Pythonic) API: :func:`certify`, :func:`certify_split`,
-:func:`sampled_lower_bound`. The original's functions keep their names:
+:func:`sampled_lower_bound`, :func:`verify`. The original's functions keep their names:
 :func:`calculate_Lipschitz`, :func:`build_T` (see :mod:`pylip.compat`).
 """
 
@@ -9,6 +9,7 @@ from .admm import LipschitzStep, StepResult
 from .certificate import Certificate, SplitCertificate, certify, certify_split, closed_form_bound
 from .compat import build_T, calculate_Lipschitz, initialize_parameters, solve_SDP, solve_sdp
 from .errors import CertificateError, InputError, PylipError, SolverError, TrainingError
+from .proof import Proof, verify
 from .sampling import sampled_lower_bound
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __all__ = [
     "TrainingError",
     "CertificateError",
     "InputError",
+    "Proof",
     "PylipError",
     "SolverError",
     "SplitCertificate",
@@ -46,4 +48,5 @@ __all__ = [
     "solve_SDP",
     "solve_sdp",
     "sampled_lower_bound",
+    "verify",
 ]

@@ -238,10 +238,10 @@ def certify(
             f"(got {len(matrices) - 1} hidden layers, form={form!r}); use formulation='structured'"
         )
     solver_name = resolve_solver(solver)
-    structure = lmi.network_structure(matrices)
     if any(not np.any(w) for w in matrices):
-        return _constant_network_certificate(structure, matrices, form, a, b, margin)
+        return _constant_network_certificate(lmi.network_structure(matrices), matrices, form, a, b, margin)
     _require_representable_bound(matrices, b)
+    structure = lmi.network_structure(matrices)
     if form == "network":
         warnings.warn(
             "LipSDP-Network (coupled T) is not a valid Lipschitz bound in general "

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import PylipError
+from .errors import InputError, PylipError
 
 
 def _cmd_counterexample(args: argparse.Namespace) -> int:
@@ -37,6 +37,53 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         )
         print(f"  sampled lower bound (largest Jacobian norm over {args.samples} points): {lower:.6g}")
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .io import load_certificate, load_networks
+    from .proof import multiplier_diagonal, scaled_max_eigenvalue, verify
+
+    stored = load_certificate(args.file)
+    network = stored.network
+    if args.weights is not None:
+        nets = load_networks(args.weights)
+        chosen = [n for n in nets if args.net in (None, n.name)]
+        if not chosen:
+            raise InputError(
+                f"--net {args.net!r} is not in {args.weights}; it holds {', '.join(n.name for n in nets)}"
+            )
+        network = chosen[0]
+    if network is None:
+        raise InputError(f"{args.file} holds no weights: give the network with --weights FILE")
+    activation = args.activation or stored.activation or "tanh"
+    alpha = stored.alpha if args.activation is None else None
+    beta = stored.beta if args.activation is None else None
+    result = verify(network.weights, stored.L, stored.T, activation=activation, alpha=alpha, beta=beta,
+                    exact=args.exact)
+    sizes = "-".join(str(n) for n in [network.weights[0].shape[1], *(w.shape[0] for w in network.weights)])
+    how = "exact rational arithmetic" if result.method == "exact" else "Rump's floating-point-safe test"
+    if result.holds:
+        margin = -scaled_max_eigenvalue(network.weights, multiplier_diagonal(stored.T, _hidden(network)),
+                                        stored.L, *_sector(activation, alpha, beta))
+        print(
+            f"proven: L = {stored.L:.17g} bounds the Lipschitz constant of {network.name} ({sizes}): "
+            f"P(L^2, T) <= 0 holds for the exact values ({how}); margin about {margin:.3g} "
+            "(-largest eigenvalue of P, exactly rescaled)"
+        )
+        return 0
+    verdict = "is false" if result.method == "exact" else "cannot be proven (it fails, or holds too tightly)"
+    print(f"NOT proven: L = {stored.L:.17g} for {network.name} ({sizes}): P(L^2, T) <= 0 {verdict} ({how})")
+    return 1
+
+
+def _hidden(network: Any) -> int:
+    return int(sum(w.shape[0] for w in network.weights[:-1]))
+
+
+def _sector(activation: str, alpha: Any, beta: Any) -> tuple[float, float]:
+    from .certificate import slope_sector
+
+    return slope_sector(activation, alpha, beta)
 
 
 def _cmd_parity_report(args: argparse.Namespace) -> int:
@@ -220,6 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=10_000, help="points for the sampled lower bound")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_certify)
+
+    p = sub.add_parser(
+        "verify", help="prove that a stored bound L with multiplier T holds for a network"
+    )
+    p.add_argument(
+        "file", help="certificate: JSON with L and T (as `pylip certify --save` writes), or .mat/.npz "
+        "with L (or Lipschitz) and T, optionally with the weights"
+    )
+    p.add_argument("--weights", default=None, help="the network's file, if FILE holds no weights")
+    p.add_argument("--net", default=None, help="which network of --weights (e.g. Lip in a res .mat)")
+    p.add_argument("--activation", default=None, choices=["tanh", "relu", "sigmoid"],
+                   help="slope sector (default: the file's, else tanh)")
+    p.add_argument("--exact", action="store_true", help="prove in exact rational arithmetic (small nets)")
+    p.set_defaults(func=_cmd_verify)
 
     for example, command, what in (
         ("sin_example", "sin-example", "Table II / Fig. 2: sine fit with an enforced bound"),

@@ -207,3 +207,115 @@ def save_summary(result: Any, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     target.write_text(json.dumps(summary(result), indent=1))
     return target
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    """A bound ``L`` and multiplier ``T`` read from a file, with the network if the file has it."""
+
+    L: float
+    T: np.ndarray
+    network: Network | None
+    activation: str | None
+    alpha: float | None
+    beta: float | None
+
+
+def load_certificate(path: str | os.PathLike[str], net: str | None = None) -> StoredCertificate:
+    """A certificate ``(L, T)`` from a JSON, ``.mat`` or ``.npz`` file.
+
+    * JSON (as :func:`save_certificate` writes): ``"L"``, ``"T"`` (matrix or
+      diagonal), optionally ``"weights"`` (list of matrices), ``"activation"``
+      or ``"alpha"``/``"beta"``;
+    * ``.mat`` (LipSDP's or the original's outputs): a bound ``L`` or
+      ``Lipschitz``, a multiplier ``T``, optionally LipSDP's cell ``weights``;
+    * ``.npz``: ``L``, ``T``, optionally ``W0, W1, ...``.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"no such file: {file}")
+    suffix = file.suffix.lower()
+    if suffix == ".json":
+        return _certificate_from_json(file)
+    if suffix == ".mat":
+        content = {k: v for k, v in _read_mat(file).items() if not k.startswith("__")}
+        return _certificate_from_mapping(file, content, mat=True)
+    if suffix == ".npz":
+        with np.load(file, allow_pickle=False) as archive:
+            content = {k: archive[k] for k in archive.files}
+        return _certificate_from_mapping(file, content, mat=False)
+    raise InputError(f"cannot read a certificate from {file.name}: expected a .json, .mat or .npz file")
+
+
+def _read_mat(file: Path) -> dict[str, Any]:
+    try:
+        return dict(scipy.io.loadmat(file))
+    except Exception as exc:  # scipy raises many types for damaged files
+        raise InputError(f"{file.name} is not a readable MATLAB .mat file ({exc})") from None
+
+
+def _certificate_from_json(file: Path) -> StoredCertificate:
+    try:
+        content = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{file.name} is not a JSON file ({exc})") from None
+    if not isinstance(content, dict):
+        raise InputError(f"{file.name}: expected a JSON object with keys 'L' and 'T'")
+    missing = [key for key in ("L", "T") if key not in content]
+    if missing:
+        raise InputError(
+            f"{file.name}: missing key(s) {', '.join(missing)} (a certificate needs 'L' and 'T')"
+        )
+    network = None
+    if "weights" in content:
+        network = Network(file.stem, as_weight_list(content["weights"], f"{file.name} 'weights'"), None)
+    return StoredCertificate(
+        L=_scalar(content["L"], f"{file.name} 'L'"),
+        T=np.asarray(content["T"], dtype=np.float64),
+        network=network,
+        activation=content.get("activation"),
+        alpha=content.get("alpha"),
+        beta=content.get("beta"),
+    )
+
+
+def _certificate_from_mapping(file: Path, content: dict[str, Any], *, mat: bool) -> StoredCertificate:
+    bound_key = next((k for k in ("L", "Lipschitz", "lipschitz") if k in content), None)
+    if bound_key is None or "T" not in content:
+        raise InputError(
+            f"{file.name}: expected a bound 'L' (or 'Lipschitz') and a multiplier 'T'; found "
+            f"{', '.join(content) or 'nothing'}"
+        )
+    network = None
+    if mat and "weights" in content:
+        network = Network(file.stem, as_weight_list(_cells(content["weights"]), "weights"), None)
+    elif not mat and any(re.fullmatch(r"W\d+", k) for k in content):
+        network = _from_arrays(file.stem, content)
+    return StoredCertificate(
+        L=_scalar(content[bound_key], f"{file.name} '{bound_key}'"),
+        T=np.asarray(_unwrap(content["T"]), dtype=np.float64),
+        network=network, activation=None, alpha=None, beta=None,
+    )
+
+
+def _scalar(value: Any, name: str) -> float:
+    array = np.asarray(_unwrap(value), dtype=np.float64) if not isinstance(value, (int, float)) else None
+    if array is not None:
+        if array.size != 1:
+            raise InputError(f"{name} must be one number, got shape {array.shape}")
+        return float(array.reshape(-1)[0])
+    return float(value)
+
+
+def save_certificate(certificate: Any, weights: list[np.ndarray], path: str | os.PathLike[str]) -> Path:
+    """Write ``L``, ``T``, the sector and the weights as JSON (floats round-trip exactly)."""
+    target = Path(path)
+    content = {
+        "L": certificate.bound,
+        "T": np.diag(certificate.T).tolist(),
+        "alpha": certificate.alpha,
+        "beta": certificate.beta,
+        "weights": [np.asarray(w, dtype=np.float64).tolist() for w in weights],
+    }
+    target.write_text(json.dumps(content))
+    return target

@@ -379,3 +379,77 @@ def _exactly_positive_semidefinite(matrix: list[list[Fraction]]) -> bool:
                 for j in range(k + 1, n):
                     row_i[j] -= factor * row_k[j]
     return True
+
+
+def verify(
+    weights: Sequence[Any],
+    L: float,
+    T: Any,
+    *,
+    activation: str = "tanh",
+    alpha: Any = None,
+    beta: Any = None,
+    exact: bool = False,
+) -> Proof:
+    """Prove that ``L`` bounds the Lipschitz constant of a network, given a multiplier ``T``.
+
+    Independent of how ``L`` and ``T`` were found (pylip, LipSDP, the original
+    MATLAB code): proves ``P(L^2, T) <= 0`` (eq. 5 / LipSDP-Neuron) for the
+    weights as given, with Rump's floating-point-safe test, or with
+    ``exact=True`` in rational arithmetic (small networks).
+
+    Args:
+        weights: ``[W0, ..., Wl]``.
+        L: the bound to prove.
+        T: the multiplier, diagonal ``N x N`` or its diagonal (``N`` hidden
+            neurons); non-negative.
+        activation, alpha, beta: the slope sector, as in :func:`pylip.certify`.
+        exact: prove in exact rational arithmetic instead.
+
+    Returns:
+        A :class:`Proof` (``holds`` False: not proven).
+
+    Raises:
+        InputError: for malformed weights, ``L`` or ``T``.
+    """
+    from .certificate import slope_sector
+    from .errors import InputError
+    from .validation import as_number, as_weight_list
+
+    matrices = as_weight_list(weights)
+    bound = as_number(L, "L")
+    if not bound >= 0 or not math.isfinite(bound):
+        raise InputError(f"L must be a finite number >= 0, got {L!r}")
+    n_hidden = sum(w.shape[0] for w in matrices[:-1])
+    t = multiplier_diagonal(T, n_hidden)
+    a, b = slope_sector(activation, alpha, beta)
+    prover = prove_certificate_exact if exact else prove_certificate
+    return prover(matrices, t, bound, a, b)
+
+
+def multiplier_diagonal(T: Any, n_hidden: int) -> np.ndarray:
+    """The diagonal of a multiplier given as a diagonal matrix or a vector, checked."""
+    from .errors import InputError
+
+    try:
+        array = np.array(T, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"T must be a matrix or vector of numbers, got {type(T).__name__}") from None
+    if array.ndim == 2:
+        if array.shape != (n_hidden, n_hidden):
+            raise InputError(
+                f"T must be {n_hidden} x {n_hidden} (one row per hidden neuron), got {array.shape}"
+            )
+        if np.any(array - np.diag(np.diag(array))):
+            raise InputError(
+                "T must be diagonal (LipSDP-Neuron or -Layer); a coupled T (LipSDP-Network) "
+                "gives no valid bound (Pauli et al. 2020, Section II-C)"
+            )
+        array = np.diag(array).copy()
+    elif array.ndim != 1 or array.size != n_hidden:
+        raise InputError(
+            f"T must have {n_hidden} diagonal entries (one per hidden neuron), got shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise InputError("T must be finite and non-negative (the slope restriction's multipliers)")
+    return array

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import pylip
-from pylip.proof import prove_certificate, prove_certificate_exact
 from pylip.admm import LipschitzStep, lmi7_matrix
+from pylip.proof import prove_certificate, prove_certificate_exact
 
 
 def net(seed=0, n_x=1, n_h=6, n_y=1, scale=2.0):
