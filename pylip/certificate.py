@@ -57,7 +57,9 @@ class Certificate:
         form: ``"neuron"``, ``"layer"`` or ``"network"``.
         solver, status, solve_time: what the SDP solver reported.
         trivial_bound: product of the weights' spectral norms (times ``beta``
-            per hidden layer), for comparison; ``bound`` never exceeds it.
+            per hidden layer), for comparison; ``bound`` never exceeds it (when
+            the trivial bound itself is returned, this is its proven value,
+            above the float product by about 1e-13 relative).
         max_eigenvalue: largest float64 eigenvalue of ``P(L^2, T)`` in the
             exactly (power-of-two) rescaled coordinates of :mod:`pylip.proof`,
             which are congruent to ``P`` (same sign) and well scaled. For
@@ -250,7 +252,7 @@ def certify(
             stacklevel=2,
         )
     certificate = _solved_certificate(formulation, form, matrices, structure, a, b, margin, solver_name)
-    if certificate.repair_change <= REPAIR_TOLERANCE or form == "network":
+    if form == "network" or _repair_size(certificate) <= REPAIR_TOLERANCE:
         return certificate
     # the solver's point was too far off to be repaired near the optimum (a
     # first-order solver's T, say): re-solve with the next solver of the stated order
@@ -262,17 +264,24 @@ def certify(
         if again.bound < certificate.bound:
             note = (
                 f"re-solved with {fallback}: {solver_name}'s point needed a repair of "
-                f"{certificate.repair_change:.2e} (relative), more than {REPAIR_TOLERANCE:g}"
+                f"{_repair_size(certificate):.2e} (relative), more than {REPAIR_TOLERANCE:g}"
             )
             return replace(again, notes=(*again.notes, note))
     return replace(
         certificate,
-        notes=(*certificate.notes, f"the repair of {certificate.repair_change:.2e} could not be "
+        notes=(*certificate.notes, f"the repair of {_repair_size(certificate):.2e} could not be "
                "avoided by another solver"),
     )
 
 
 REPAIR_TOLERANCE = 1e-6  # a repair larger than this (relative) means the solver's point was poor
+
+
+def _repair_size(certificate: Certificate) -> float:
+    """How far the returned bound is above the solver's own (relative): repair or trivial cap."""
+    if certificate.solver_bound <= 0.0:
+        return 0.0 if certificate.bound == 0.0 else math.inf
+    return max(certificate.bound / certificate.solver_bound - 1.0, 0.0)
 FALLBACK_ORDER = ("CLARABEL", "CVXOPT", "SCS")
 
 
@@ -548,18 +557,19 @@ def trivial_certificate_point(
     norms = [float(np.linalg.norm(w, 2)) for w in weights]
     if min(norms) == 0.0:
         return None
-    slack = 1.0 + 1e-9
-    lam = [0.0] * (len(weights) - 1)
-    lam[-1] = norms[-1] ** 2 * slack
-    for k in range(len(weights) - 3, -1, -1):
-        lam[k] = beta**2 * norms[k + 1] ** 2 * lam[k + 1] * slack
-    squared = beta**2 * norms[0] ** 2 * lam[0] * slack
-    t = np.repeat(lam, [w.shape[0] for w in weights[:-1]])
-    bound = lmi.sqrt_up(squared)
-    try:
-        return repair.secure_bound(weights, t, bound, alpha, beta, scale_multiplier=False)
-    except CertificateError:
-        return None
+    for relative in (1e-13, 1e-11, 1e-9):  # the least slack that can be proven
+        slack = 1.0 + relative
+        lam = [0.0] * (len(weights) - 1)
+        lam[-1] = norms[-1] ** 2 * slack
+        for k in range(len(weights) - 3, -1, -1):
+            lam[k] = beta**2 * norms[k + 1] ** 2 * lam[k + 1] * slack
+        squared = beta**2 * norms[0] ** 2 * lam[0] * slack
+        t = np.repeat(lam, [w.shape[0] for w in weights[:-1]])
+        try:
+            return repair.secure_bound(weights, t, lmi.sqrt_up(squared), alpha, beta, scale_multiplier=False)
+        except CertificateError:
+            continue
+    return None
 
 
 def _float_checked_network_certificate(

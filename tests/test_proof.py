@@ -173,3 +173,70 @@ def test_sigmoid_deep_net_is_within_1e6_of_an_independent_model():
     problem = cp.Problem(cp.Minimize(rho), [0.5 * (P + P.T) - rho * E << 0])
     problem.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
     assert cert.bound == pytest.approx(np.sqrt(rho.value), rel=1e-6)
+
+
+@pytest.mark.parametrize(("sizes", "seed"), [((1, 13, 5), 0), ((5, 9, 2), 1)])
+def test_enforce_steps_at_a_binding_bound_are_proven_exactly(sizes, seed):
+    """Issue 12: solve_sdp(ind_Lip=2) once returned W_bar failing LMI (7) at L_des in exact
+    arithmetic (1-13-5 at L_des = 674.2; 5-9-2 at 23.85). Rebuilt: a net whose bound is far
+    above L_des, so the constraint binds; the returned W_bar is proven at L_des exactly."""
+    n_x, n_h, n_y = sizes
+    rng = np.random.default_rng(seed)
+    W0, W1 = 10 * rng.standard_normal((n_h, n_x)), 10 * rng.standard_normal((n_y, n_h))
+    params = {"W0": W0, "W1": W1, "b0": np.zeros(n_h), "b1": np.zeros(n_y)}
+    dims = {"n_x": n_x, "n_h": n_h, "n_y": n_y}
+    result = pylip.calculate_Lipschitz(params, dims)
+    L_des = 0.3 * result["Lipschitz"]
+    params.update(Y0=np.zeros_like(W0), Y1=np.zeros_like(W1))
+    out = pylip.solve_sdp(params, {"T": result["T"], "rho": 1.0, "mu": 0.0, "ind_Lip": 2, "L_des": L_des})
+    weights = [out["W0_bar"], out["W1_bar"]]
+    t = np.diag(result["T"])
+    assert prove_certificate_exact(weights, t, L_des, 0.0, 1.0).holds
+    assert prove_certificate(weights, t, L_des, 0.0, 1.0).holds
+    assert pylip.certify(weights).bound <= L_des * (1 + 1e-9)
+    # the step binds: for the fixed T, the smallest certified bound of W_bar is L_des
+    structure = lmi.network_structure(weights)
+    assert np.sqrt(lmi.minimal_squared_bound(structure, result["T"], 0.0, 1.0)) == pytest.approx(L_des, rel=1e-4)
+
+
+def _installed_open_solvers():
+    import cvxpy as cp
+
+    return [s for s in ("CLARABEL", "SCS", "CVXOPT") if s in cp.installed_solvers()]
+
+
+@pytest.mark.parametrize("solver", _installed_open_solvers())
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=3, max_size=5),
+    seed=st.integers(0, 2**31 - 1),
+    log_scale=st.floats(-2, 2),
+    activation=st.sampled_from(["tanh", "relu", "sigmoid"]),
+    form=st.sampled_from(["neuron", "layer"]),
+)
+def test_every_certificate_is_proven_for_every_solver(solver, sizes, seed, log_scale, activation, form):
+    """Property (issue 12): over net classes x installed solvers, each certificate is verified,
+    holds under an independent proof, and is at least a sampled lower bound."""
+    weights = random_net(sizes, seed, scale=10.0**log_scale)
+    cert = pylip.certify(weights, activation=activation, form=form, solver=solver)
+    assert cert.verified
+    assert pylip.verify(weights, cert.bound, cert.T, activation=activation).holds
+    biases = [np.zeros(w.shape[0]) for w in weights]
+    lower = pylip.sampled_lower_bound(weights, biases, activation=activation, n_samples=200, rng=seed)
+    assert lower <= cert.bound
+    assert cert.bound <= cert.trivial_bound
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scs_certificates_land_near_the_interior_point_optimum(seed):
+    """Issue 17 (2): SCS's point may undershoot and its repair overshoot (once 2.3x); a repair
+    larger than 1e-6 re-solves with the next solver, so the bound is near the optimum."""
+    if "SCS" not in _installed_open_solvers():
+        pytest.skip("SCS is not installed (pip install 'pylip[solvers]')")
+    rng = np.random.default_rng(seed)
+    W0, W1 = 20 * rng.standard_normal((8, 3)), 20 * rng.standard_normal((2, 8))
+    params = {"W0": W0, "W1": W1, "b0": np.zeros(8), "b1": np.zeros(2)}
+    dims = {"n_x": 3, "n_h": 8, "n_y": 2}
+    scs = pylip.calculate_Lipschitz(params, dims, solver="SCS")["Lipschitz"]
+    clarabel = pylip.calculate_Lipschitz(params, dims, solver="CLARABEL")["Lipschitz"]
+    assert scs == pytest.approx(clarabel, rel=1e-5)
