@@ -196,7 +196,8 @@ def test_enforce_steps_at_a_binding_bound_are_proven_exactly(sizes, seed):
     assert pylip.certify(weights).bound <= L_des * (1 + 1e-9)
     # the step binds: for the fixed T, the smallest certified bound of W_bar is L_des
     structure = lmi.network_structure(weights)
-    assert np.sqrt(lmi.minimal_squared_bound(structure, result["T"], 0.0, 1.0)) == pytest.approx(L_des, rel=1e-4)
+    smallest = np.sqrt(lmi.minimal_squared_bound(structure, result["T"], 0.0, 1.0))
+    assert smallest == pytest.approx(L_des, rel=1e-4)
 
 
 def _installed_open_solvers():
