@@ -35,6 +35,7 @@ import os
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,9 +152,12 @@ def _on_dask(
     from .cluster import map_as_completed
 
     say(f"Dask dashboard: {client.dashboard_link}")
-    items = [(f"pylip-run-{key}", (spec.task, spec.parameters(point))) for key, point in todo.items()]
+    # a fresh Dask key per submission: a key cancelled by an interrupted sweep may linger on the scheduler
+    attempt = uuid.uuid4().hex[:8]
+    runs = {f"pylip-run-{key}-{attempt}": key for key in todo}
+    items = [(dask_key, (spec.task, spec.parameters(todo[key]))) for dask_key, key in runs.items()]
     for dask_key, result, error in map_as_completed(client, execute, items):
-        yield dask_key[len("pylip-run-"):], result, error
+        yield runs[dask_key], result, error
 
 
 def run_sweep(

@@ -41,6 +41,12 @@ def pin_threads() -> None:
     """One BLAS / OpenMP / torch thread in this process (set at the start of every run)."""
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
+    try:  # BLAS already loaded ignores the variables; threadpoolctl (with scikit-learn) limits it
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        pass
+    else:
+        threadpool_limits(1)
     try:
         import torch
     except ImportError:
