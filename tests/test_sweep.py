@@ -95,7 +95,8 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
         ({"grid": {"L_des": [], "seed": [0]}}, ["grid.L_des", "empty list"]),
         ({"grid": {"L_des": [2.0, -1.0]}}, ["grid.L_des", "> 0", "-1.0"]),
         ({"task": "mnist"}, ["task must be one of", "'digits'", "'mnist'"]),
-        ({"settings": {"preset": "miniature"}, "grid": {"seed": [0]}}, ["needs L_des", "mode = 'regularize'"]),
+        ({"settings": {"preset": "miniature"}, "grid": {"seed": [0]}},
+         ["needs L_des", "mode = 'regularize'"]),
         ({"task": "sin_example", "settings": {}, "grid": {"L_des": [1.0]}}, ["grid.L_des", "L2 net's bound"]),
         ({"grid": {"seed": {"start": 0}, "L_des": [2.0]}}, ["grid.seed", "range table"]),
     ],
@@ -110,7 +111,10 @@ def test_bad_spec_names_the_key_and_the_fix(change: dict[str, Any], words: list[
 def test_ranges_expand_and_duplicates_run_once() -> None:
     spec = validate_spec({
         "task": "digits", "settings": {"preset": "miniature"},
-        "grid": {"L_des": {"start": 1.0, "stop": 8.0, "num": 4, "log": True}, "seed": {"start": 0, "stop": 3}},
+        "grid": {
+            "L_des": {"start": 1.0, "stop": 8.0, "num": 4, "log": True},
+            "seed": {"start": 0, "stop": 3},
+        },
         "points": [{"L_des": 1.0, "seed": 0}, {"L_des": 3.0, "seed": 7}],
     })
     assert sorted({p["L_des"] for p in spec.points}) == pytest.approx([1.0, 2.0, 3.0, 4.0, 8.0])
