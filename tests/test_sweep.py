@@ -281,6 +281,25 @@ def test_a_failing_run_is_recorded_with_its_error(tmp_path: Path) -> None:
     assert "FAILED" in result.table or len(result.summary) == 0
 
 
+@pytest.mark.torch
+def test_sin_example_sweep_records_the_w_bar_nets_mse_and_bound(tmp_path: Path) -> None:
+    _needs_digits()
+    from pylip.sweep import run_sweep
+
+    spec = validate_spec({
+        "task": "sin_example", "settings": {"scale": 0.0005, "it_ADMM": 2}, "grid": {"rho": [1.0, 2.0]},
+    })
+    result = run_sweep(spec, out=tmp_path, workers=0, progress=False)
+    assert len(result.records) == 2
+    for record in result.records:
+        assert record["status"] == "ok", record.get("traceback")
+        assert {"mse_train", "mse_test", "mse_sine", "bound", "trivial_bound", "L_des"} <= set(record)
+        assert 0 < record["bound"] <= record["trivial_bound"]
+        assert record["training_bound"] <= record["L_des"] * (1 + 1e-6)  # Lip2 <= L_des (mode 2)
+    assert list(result.summary["n_seeds"]) == [1, 1]
+    assert (tmp_path / "sweep_accuracy.png").stat().st_size > 10_000 and "mse_train" in result.table
+
+
 def test_certify_several_files_on_the_cluster_gives_one_row_per_net(
     client: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
