@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -26,7 +27,9 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     from .io import load_networks
     from .sampling import sampled_lower_bound
 
-    for net in load_networks(args.file):
+    if len(args.file) > 1 or Path(args.file[0]).is_dir() or args.scheduler or args.workers is not None:
+        return _certify_many(args)
+    for net in load_networks(args.file[0]):
         sizes = "-".join(str(n) for n in [net.weights[0].shape[1], *(w.shape[0] for w in net.weights)])
         print(f"{net.name} ({sizes}, {args.activation}):")
         for form in ("neuron", "layer"):
@@ -86,6 +89,49 @@ def _sector(activation: str, alpha: Any, beta: Any) -> tuple[float, float]:
     return slope_sector(activation, alpha, beta)
 
 
+def _certify_many(args: argparse.Namespace) -> int:
+    """Several files or a folder: one row per network, on Dask with --scheduler / --workers N > 0."""
+    import contextlib
+
+    from . import bulk_certify
+
+    files = bulk_certify.network_files(args.file)
+    options: dict[str, Any] = dict(
+        activation=args.activation, solver=args.solver, samples=args.samples, seed=args.seed
+    )
+    if args.scheduler is None and args.workers in (None, 0):
+        rows = bulk_certify.certify_files(files, **options)
+    else:
+        from .cluster import open_client
+
+        with contextlib.ExitStack() as stack:
+            client = stack.enter_context(open_client(args.scheduler, args.workers))
+            print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+            rows = bulk_certify.certify_files(files, client=client, **options)
+    print(bulk_certify.format_rows(rows))
+    return 1 if any(row.get("error") for row in rows) else 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """A grid of runs on Dask (pylip.sweep): records, tables and plots in the output folder."""
+    from . import sweep
+
+    try:
+        result = sweep.run_sweep(
+            args.spec, out=args.out, scheduler=args.scheduler, workers=args.workers,
+            retry_failed=args.retry_failed, progress=not args.no_progress,
+            on_message=lambda message: print(message, flush=True),
+        )
+    except KeyboardInterrupt:
+        print("pylip: interrupted: every finished run is saved; rerun the same command to finish",
+              file=sys.stderr)
+        return 130
+    print(f"sweep: {len(result.records)} runs ({len(result.executed)} run now, {len(result.failed)} failed) "
+          f"in {result.elapsed:.1f} s; wrote {', '.join(str(f) for f in result.files)}")
+    print(result.table)
+    return 1 if result.failed else 0
+
+
 def _cmd_parity_report(args: argparse.Namespace) -> int:
     from . import parity
 
@@ -127,6 +173,14 @@ def _add_run_options(p: argparse.ArgumentParser, *, hyper: bool) -> None:
         group = p.add_argument_group("hyperparameters (the original's variable names; default: the script's)")
         for flag, dest, kind in HYPER_OPTIONS:
             group.add_argument(flag, dest=dest, type=kind, default=None)
+
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:8786)")
+    p.add_argument(
+        "--workers", type=int, default=None,
+        help="processes of the embedded Dask cluster (default: one per core; 0: run in this process)",
+    )
 
 
 def _run_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -260,8 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", default=None, help="SDP solver (default: Clarabel or $PYLIP_SOLVER)")
     p.set_defaults(func=_cmd_counterexample)
 
-    p = sub.add_parser("certify", help="certify the networks stored in a file")
-    p.add_argument("file", help="original res .mat, LipSDP weights .mat, .npz or torch state dict")
+    p = sub.add_parser("certify", help="certify the networks stored in files (one row per net for several)")
+    p.add_argument(
+        "file", nargs="+",
+        help="original res .mat, LipSDP weights .mat, .npz or torch state dict; several, or a folder",
+    )
+    _add_cluster_options(p)
     p.add_argument("--activation", default="tanh", choices=["tanh", "relu", "sigmoid"])
     p.add_argument("--solver", default=None)
     p.add_argument("--samples", type=int, default=10_000, help="points for the sampled lower bound")
@@ -315,6 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_digits)
+
+    p = sub.add_parser("sweep", help="a grid of Lipschitz-bounded trainings on Dask (TOML spec; README)")
+    p.add_argument("spec", help="the sweep spec (.toml; schema: pylip.sweep_spec)")
+    p.add_argument("--out", default=None, help="output folder (default: the spec's out, else sweep-results)")
+    _add_cluster_options(p)
+    p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser(
         "parity-report",
