@@ -47,6 +47,7 @@ from .deep_admm import (
 )
 from .errors import CertificateError, InputError, SolverError, TrainingError
 from .solvers import resolve_solver
+from .threads import with_training_threads
 from .validation import as_count, as_number
 
 logger = logging.getLogger(__name__)
@@ -424,6 +425,7 @@ class _Epochs:
         return total / N
 
 
+@with_training_threads
 def fit(
     model: nn.Sequential, X: Any, y: Any, config: FitConfig = FitConfig(), *, progress: bool = True
 ) -> list[float]:  # noqa: B008
@@ -479,6 +481,7 @@ class LipschitzTrainingResult:
     W_model: nn.Sequential
 
 
+@with_training_threads
 def train_lipschitz(
     model: nn.Sequential,
     X: Any,
