@@ -38,7 +38,6 @@ from .certificate import certify, closed_form_bound
 from .errors import CertificateError, InputError, SolverError, TrainingError
 from .lmi import trivial_bound
 from .solvers import resolve_solver
-from .threads import with_training_threads
 from .validation import as_count, as_dim, as_matrix, as_number
 
 logger = logging.getLogger(__name__)
@@ -420,7 +419,6 @@ class MeinNetz(nn.Module):
             return super().train(bool(epochs if mode is None else mode))
         return self.fit(epochs, lmbd=lmbd, rho=rho, parameters=parameters)
 
-    @with_training_threads
     def fit(
         self,
         epochs: int,
@@ -556,7 +554,6 @@ class MeinNetz(nn.Module):
             return float(compat.build_T(weights, biases, self.net_dims, solver=config.solver)["Lipschitz"])
         return certify(weights, activation=self.activation, solver=config.solver).bound
 
-    @with_training_threads
     def train_Lipschitz(  # noqa: N802
         self,
         parameters: Mapping[str, Any],
