@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from pylip.cpu_arithmetic import request_avx2_mkl
 from pylip.solvers import SOLVER_ENV_VAR, default_solver, mosek_available
+
+# The tests run the arithmetic the `pylip` command runs and the recordings were made in.
+request_avx2_mkl()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -13,9 +13,14 @@ is written to reproduce PyTorch 2.13's CPU kernels operation by operation:
 * fused multiply-adds where PyTorch's vectorised kernels use them
   (``tanh_backward``, ``p.add_(g, alpha=-lr)``, the L2 norm).
 
-On an AVX2 machine with torch 2.13 the weights it produces equal the torch
-loop's bit for bit (``tests/test_sgd_kernel.py`` checks this where it holds);
-elsewhere it agrees to rounding level. Gradients are those of the original's
+The arithmetic it replays is that of torch 2.13 on an AVX2 CPU, the
+arithmetic of the authors' recorded runs (``reference/original/``). On AVX2
+CPUs its weights equal the torch loop's bit for bit. On AVX-512 CPUs MKL's
+``vmsTanh`` takes an AVX-512 code path that rounds differently (and torch's
+own vector kernels differ too): there the kernel replays the recorded AVX2
+runs exactly when MKL runs in its AVX2 reproducibility mode
+(:func:`pylip.cpu_arithmetic.request_avx2_mkl`, ``MKL_CBWR=AVX2``, which the ``pylip`` command sets),
+and otherwise agrees to rounding level. Gradients are those of the original's
 loss: ``MSE (+ lmbd * l2_reg) (+ Lip_reg(rho, W_bar, Y))``.
 """
 

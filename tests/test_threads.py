@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pylip.errors import InputError
@@ -35,3 +37,17 @@ def test_bad_environment_values_are_refused(monkeypatch, raw):
     monkeypatch.setenv("PYLIP_THREADS", raw)
     with pytest.raises(InputError, match="PYLIP_THREADS"):
         training_threads()
+
+
+def test_the_pylip_command_asks_mkl_for_the_recordings_avx2_arithmetic(monkeypatch):
+    from pylip import cli
+    from pylip.cpu_arithmetic import MKL_CBWR_ENV_VAR
+
+    monkeypatch.delenv(MKL_CBWR_ENV_VAR, raising=False)
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert os.environ[MKL_CBWR_ENV_VAR] == "AVX2"
+    monkeypatch.setenv(MKL_CBWR_ENV_VAR, "COMPATIBLE")  # a user's own choice stands
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert os.environ[MKL_CBWR_ENV_VAR] == "COMPATIBLE"

@@ -18,6 +18,7 @@ pytest.importorskip("tqdm")
 import pylip  # noqa: E402
 from pylip import compat  # noqa: E402
 from pylip.admm import lmi7_matrix  # noqa: E402
+from pylip.cpu_arithmetic import mkl_runs_avx2  # noqa: E402
 from pylip.errors import InputError, SolverError  # noqa: E402
 from pylip.training import MeinNetz, TrainingConfig, TrainingError  # noqa: E402
 
@@ -262,7 +263,7 @@ def test_compiled_engine_is_refused_where_it_does_not_apply():
 
 
 def test_sdp_logging_is_the_originals_build_T():
-    cfg = config(log_certificate_method="sdp")
+    cfg = config(log_certificate_method="sdp", engine="torch")  # both sides in torch's arithmetic
     mine = net_from_seed(cfg)
     original = OriginalMeinNetz(
         SimpleNamespace(input=cfg.input, target=cfg.target, lr=0.01, build_T=compat.build_T)
@@ -278,17 +279,18 @@ def test_reproduces_the_authors_recorded_sine_run():
 
     Nominal and L2 nets from ``torch.manual_seed(2)`` in the script's order; the
     first ADMM W step from the recorded L2 net (W_bar = W, Y = 0, no SDP yet).
-    Another torch release may round its kernels differently: then to 1e-5.
+    The recording is torch 2.13's arithmetic on an AVX2 CPU: exact there. Elsewhere
+    (another torch release, an AVX-512 CPU) kernels round differently: then to 1e-5.
     """
     run = json.loads(SIN_RUN.read_text())
     courses = run["courses"]
-    exact = torch.__version__.startswith("2.13.")
 
     def same(values, recorded):
         return values == recorded if exact else values == pytest.approx(recorded, rel=1e-5)
 
     cfg = config(log_certificate_method="sdp", log_certificate_every=2)  # seeds 2, draws the targets
     nominal, l2 = MeinNetz(cfg), MeinNetz(cfg)  # first and second draw, as the script
+    exact = torch.__version__.startswith("2.13.") and torch.backends.cpu.get_cpu_capability() == "AVX2"
 
     L_course, MSE_course = nominal.train(2001)
     assert same(MSE_course, courses["MSE_course"][:3])
@@ -304,6 +306,21 @@ def test_reproduces_the_authors_recorded_sine_run():
     parameters = compat.initialize_parameters(*l2.extract_weights())
     _, MSE_Lip = l2.train(1001, rho=2.0, parameters=parameters)
     assert same(MSE_Lip, courses["MSE_course_Lip"][:2])
+
+
+@pytest.mark.skipif(not SIN_RUN.exists(), reason="reference/original/sin_example.json not present")
+def test_compiled_kernel_replays_the_recorded_nominal_course_on_avx512_cpus_too():
+    """With MKL in its AVX2 mode (conftest, as the ``pylip`` command) the kernel's tanh is the recording's.
+
+    Measured on an AVX-512 CPU: the nominal course equals the recording bit for bit;
+    torch's own AVX-512 kernels give 0.32385706901550293 for its third entry, the
+    recording 0.3238570988178253.
+    """
+    cfg = config(log_certificate_method="sdp", log_certificate_every=2)
+    if not (torch.__version__.startswith("2.13.") and cfg.compiled_engine and mkl_runs_avx2()):
+        pytest.skip("needs torch 2.13, the compiled kernel and MKL in its AVX2 mode")
+    courses = json.loads(SIN_RUN.read_text())["courses"]
+    assert MeinNetz(cfg).train(2001)[1] == courses["MSE_course"][:3]
 
 
 # --------------------------------------------------------------------------- logging
