@@ -251,7 +251,7 @@ def certify(
             UnsoundCertificateWarning,
             stacklevel=2,
         )
-    certificate = _solved_certificate(formulation, form, matrices, structure, a, b, margin, solver_name)
+    certificate = _first_solved_certificate(formulation, form, matrices, structure, a, b, margin, solver_name)
     if form == "network" or _repair_size(certificate) <= REPAIR_TOLERANCE:
         return certificate
     # the solver's point was too far off to be repaired near the optimum (a
@@ -275,6 +275,36 @@ def certify(
 
 
 REPAIR_TOLERANCE = 1e-6  # a repair larger than this (relative) means the solver's point was poor
+
+
+def _first_solved_certificate(
+    formulation: str,
+    form: str,
+    matrices: list[np.ndarray],
+    structure: lmi.NetworkStructure,
+    alpha: float,
+    beta: float,
+    margin: float,
+    solver_name: str,
+) -> Certificate:
+    """The certificate from ``solver_name``, or, where it fails, from the next solver of the stated order.
+
+    The SDP (6) is always feasible (large ``L``, ``T = I``), so a solver's failure
+    is the solver's, not the problem's: the others are tried before giving up.
+    """
+    try:
+        return _solved_certificate(formulation, form, matrices, structure, alpha, beta, margin, solver_name)
+    except (SolverError, CertificateError) as first_error:
+        for fallback in fallback_solvers(solver_name):
+            try:
+                again = _solved_certificate(
+                    formulation, form, matrices, structure, alpha, beta, margin, fallback
+                )
+            except (SolverError, CertificateError):
+                continue
+            return replace(again, notes=(*again.notes, f"{solver_name} failed ({first_error}); "
+                                         f"solved with {fallback}"))
+        raise
 
 
 def _repair_size(certificate: Certificate) -> float:

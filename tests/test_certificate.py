@@ -178,3 +178,25 @@ def test_original_formulation_gives_the_same_bound():
         pylip.certify(weights, form="layer", formulation="original")
     with pytest.raises(pylip.InputError, match="formulation must be one of"):
         pylip.certify(weights, formulation="dense")
+
+
+def test_a_failing_solver_hands_the_sdp_to_the_next_one(monkeypatch):
+    """The SDP (6) is always feasible: one solver's failure is retried with the stated order."""
+    from pylip import certificate
+    from pylip.errors import SolverError
+
+    real_solve = certificate.solve
+
+    def failing_scs(problem, solver, **kwargs):
+        if solver == "SCS":
+            raise SolverError("SCS failed on the LipSDP-neuron certificate SDP: status 'solver_error'")
+        return real_solve(problem, solver, **kwargs)
+
+    monkeypatch.setattr(certificate, "solve", failing_scs)
+    rng = np.random.default_rng(4)
+    weights = [0.02 * rng.standard_normal((5, 8)), 0.02 * rng.standard_normal((2, 5))]
+    fallen_back = pylip.certify(weights, activation="sigmoid", solver="SCS")
+    assert fallen_back.solver == "CLARABEL" and fallen_back.verified
+    assert "SCS failed" in fallen_back.notes[-1]
+    direct = pylip.certify(weights, activation="sigmoid", solver="CLARABEL")
+    assert fallen_back.bound == direct.bound
