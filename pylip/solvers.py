@@ -128,6 +128,14 @@ def solve(problem: cp.Problem, solver: str, *, what: str, warm_start: bool = Fal
             problem.solve(solver=solver, warm_start=warm_start, **SOLVER_OPTIONS.get(solver, {}))
     except cp.error.SolverError as exc:
         raise SolverError(f"{solver} failed on the {what}: {exc}", status="solver_error") from exc
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a Rust solver's panic is a BaseException
+        raise SolverError(
+            f"{solver} crashed on the {what} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+            + _status_hint(None),
+            status="solver_error",
+        ) from exc
     elapsed = time.perf_counter() - start
     status = problem.status
     if status not in _OK_STATUSES:
