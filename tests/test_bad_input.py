@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -105,3 +108,200 @@ def test_build_T_rejects_deeper_nets_and_bad_dims():
         pylip.build_T([np.ones((2, 1))] * 3, [np.zeros(2)] * 3, [1, 2, 1])
     with pytest.raises(pylip.InputError, match=r"net_dims must be \[n_x, n_h, n_y\]"):
         pylip.build_T([np.ones((2, 1)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], [1, 2])
+
+
+# --- the bad-input classes of issue 17 (items 5-7): each with what it now gets ------------------
+
+RNG = np.random.default_rng(0)
+W0_3_5, W1_5_2 = RNG.standard_normal((5, 3)), RNG.standard_normal((2, 5))
+
+
+@pytest.fixture(scope="module")
+def admm_state():
+    """A 3-5-2 net at W_bar = W with its certified T, and an enforce-mode x at 1.5 L."""
+    parameters = pylip.initialize_parameters([W0_3_5, W1_5_2], [np.zeros(5), np.zeros(2)])
+    cert = pylip.calculate_Lipschitz(parameters, {"n_x": 3, "n_h": 5, "n_y": 2})
+    x = {"T": cert["T"], "rho": 1.0, "mu": 0.1, "ind_Lip": 2, "L_des": 1.5 * cert["Lipschitz"]}
+    return parameters, x
+
+
+COERCED_VALUES = {
+    "complex weights": (lambda p, x: pylip.certify([W0_3_5 * 1j, W1_5_2]), r"weights\[0\] holds complex"),
+    "complex nested list": (lambda p, x: pylip.certify([[[1 + 1j]], [[1.0]]]), "holds complex numbers"),
+    "ind_Lip=2.7": (lambda p, x: pylip.solve_sdp(p, {**x, "ind_Lip": 2.7}), "ind_Lip must be 1 .* or 2"),
+    "ind_Lip='2'": (lambda p, x: pylip.solve_sdp(p, {**x, "ind_Lip": "2"}), "ind_Lip must be 1 .* got '2'"),
+    "ind_Lip=True": (lambda p, x: pylip.solve_sdp(p, {**x, "ind_Lip": True}), "ind_Lip must be 1 .* got True"),
+    "NaN biases": (
+        lambda p, x: pylip.initialize_parameters([W0_3_5, W1_5_2], [np.full(5, np.nan), np.zeros(2)]),
+        r"biases\[0\] contains 5 NaN",
+    ),
+    "LipschitzStep margin=-1": (lambda p, x: pylip.LipschitzStep(3, 5, 2, x["T"], margin=-1), "margin"),
+    "LipschitzStep margin=NaN": (
+        lambda p, x: pylip.LipschitzStep(3, 5, 2, x["T"], margin=float("nan")), "margin must be finite"
+    ),
+    "LipschitzStep n_x=0": (lambda p, x: pylip.LipschitzStep(0, 5, 2, x["T"]), "n_x must be a positive integer"),
+    "LipschitzStep n_x=2.5": (lambda p, x: pylip.LipschitzStep(2.5, 5, 2, x["T"]), "n_x must be a positive"),
+    "weights None": (lambda p, x: pylip.certify(None), "weights must be a list .* got NoneType"),
+    "weights dict": (lambda p, x: pylip.certify({"W0": W0_3_5, "W1": W1_5_2}), "weights must be a list .* dict"),
+    "beta=[1.0] (certify)": (lambda p, x: pylip.certify([W0_3_5, W1_5_2], beta=[1.0]), "beta must be a number"),
+    "beta=[1.0] (solve_sdp)": (lambda p, x: pylip.solve_sdp(p, x, beta=[1.0]), "beta must be a number"),
+    "margin='1e-9'": (lambda p, x: pylip.certify([W0_3_5, W1_5_2], margin="1e-9"), "margin must be a number"),
+    "parameters as a list": (
+        lambda p, x: pylip.solve_sdp([W0_3_5, W1_5_2], x), "parameters must be a dict .* got list"
+    ),
+    "parameters as a list (calculate_Lipschitz)": (
+        lambda p, x: pylip.calculate_Lipschitz([W0_3_5, W1_5_2], None), "parameters must be a dict"
+    ),
+    "x=None": (lambda p, x: pylip.solve_sdp(p, None), "x must be a dict .* got NoneType"),
+    "rng='abc'": (lambda p, x: pylip.sampled_lower_bound([W0_3_5, W1_5_2], rng="abc"), "rng must be"),
+    "n_samples=0": (
+        lambda p, x: pylip.sampled_lower_bound([W0_3_5, W1_5_2], n_samples=0), "n_samples must be an integer >= 1"
+    ),
+}
+
+EXTREME_VALUES = {
+    "L_des=1e200": (lambda p, x: pylip.solve_sdp(p, {**x, "L_des": 1e200}), "L_des = 1e.200 is .* between 1e-06 and"),
+    "L_des=1e-12": (lambda p, x: pylip.solve_sdp(p, {**x, "L_des": 1e-12}), "L_des = 1e-12 is .* between 1e-06"),
+    "beta=inf (solve_sdp)": (lambda p, x: pylip.solve_sdp(p, x, beta=float("inf")), "beta must be finite"),
+}
+
+
+@pytest.mark.parametrize("case", list(COERCED_VALUES) + list(EXTREME_VALUES))
+def test_bad_value_gets_an_input_error_naming_the_field(case, admm_state):
+    call, match = {**COERCED_VALUES, **EXTREME_VALUES}[case]
+    with pytest.raises(pylip.InputError, match=match):
+        call(*admm_state)
+
+
+def test_T_entries_of_1e12_solve_and_are_proven(admm_state):
+    """Clarabel panics on the problem as posed; the rescaled problem solves (mu = 1e12 already did)."""
+    parameters, x = admm_state
+    out = pylip.solve_sdp(parameters, {**x, "T": 1e12 * np.eye(5)})
+    bound, t = out["Lipschitz"], np.full(5, 1e12)
+    assert np.all(np.isfinite(out["W0_bar"])) and np.all(np.isfinite(out["W1_bar"]))
+    assert pylip.verify([out["W0_bar"], out["W1_bar"]], bound, t).holds
+
+
+def test_a_solver_panic_becomes_a_solver_error(monkeypatch):
+    import cvxpy as cp
+
+    class Panic(BaseException):  # what a Rust solver's panic is (pyo3 PanicException)
+        pass
+
+    def panicking_solve(self, *args, **kwargs):
+        raise Panic("Eigval error: Eigen(1)")
+
+    monkeypatch.setattr(cp.Problem, "solve", panicking_solve)
+    with pytest.raises(pylip.SolverError, match="crashed .*Panic: Eigval error"):
+        solvers.solve(cp.Problem(cp.Minimize(cp.Variable())), "CLARABEL", what="test problem")
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cp.Problem, "solve", interrupted)  # Ctrl-C still stops the solve
+    with pytest.raises(KeyboardInterrupt):
+        solvers.solve(cp.Problem(cp.Minimize(cp.Variable())), "CLARABEL", what="test problem")
+
+
+# --- bad files (issue 17 item 5): one line `pylip: error:` naming the file and what was expected ---
+
+
+def _res_without_biases(path):
+    import scipy.io
+
+    cell = np.empty((1, 2), dtype=object)
+    cell[0, 0], cell[0, 1] = np.ones((3, 1)), np.ones((1, 3))
+    scipy.io.savemat(path, {"res": {"weights": cell}})
+
+
+def _torch_save(value):
+    def write(path):
+        torch = pytest.importorskip("torch")
+        torch.save(value() if callable(value) else value, path)
+
+    return write
+
+
+def _state_dict_with(layer):
+    def build():
+        import torch
+
+        return torch.nn.Sequential(layer(), torch.nn.Tanh(), torch.nn.Linear(4, 1)).state_dict()
+
+    return build
+
+
+def _conv():
+    import torch
+
+    return torch.nn.Conv1d(1, 4, 1)
+
+
+def _norm():
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4))
+
+
+def _whole_model():
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+
+
+def _object_npz(path):
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = np.ones((3, 2)), np.ones((1, 3))
+    np.savez(path, W0=ragged, W1=np.ones((1, 3)))
+
+
+BAD_FILES = {
+    "empty .mat": ("net.mat", lambda p: p.write_bytes(b""), "net.mat is not a readable MATLAB .mat file"),
+    "truncated .mat": (
+        "net.mat",
+        lambda p: p.write_bytes((REFERENCE_RES.read_bytes())[:300]),
+        "net.mat is not a readable MATLAB .mat file",
+    ),
+    "text named .mat": ("net.mat", lambda p: p.write_text("W0 = [1 2]"), "net.mat is not a readable MATLAB"),
+    "text named .npz": ("net.npz", lambda p: p.write_text("W0 = [1 2]"), "net.npz is not a readable .npz archive"),
+    "text named .pth": ("net.pth", lambda p: p.write_text("W0 = [1 2]"), "net.pth is not a readable torch state dict"),
+    "empty .npz": ("net.npz", lambda p: np.savez(p), "net.npz: expected arrays named W0, W1, .*found no arrays"),
+    "object-array .npz": ("net.npz", _object_npz, "net.npz is not a readable .npz .*object arrays are not read"),
+    "complex .npz": (
+        "net.npz", lambda p: np.savez(p, W0=np.ones((3, 2)) * 1j, W1=np.ones((1, 3))), "net.npz .*complex"
+    ),
+    "empty .pt": ("net.pt", lambda p: p.write_bytes(b""), "net.pt is not a readable torch state dict .*empty"),
+    "whole pickled model .pt": ("net.pt", _torch_save(_whole_model), "net.pt .*whole pickled model.*state_dict"),
+    "res without biases": ("res.mat", _res_without_biases, "res.mat: struct 'res' has 'weights' but no 'biases'"),
+    ".npz with W0, W2": (
+        "net.npz", lambda p: np.savez(p, W0=np.ones((3, 2)), W2=np.ones((1, 3))), "net.npz: arrays W0, W2 leave a gap"
+    ),
+    ".npz with W0, W1, W2, W10": (
+        "net.npz",
+        lambda p: np.savez(p, **{f"W{i}": np.ones((2, 2)) for i in (0, 1, 2, 10)}),
+        "net.npz: arrays W0, W1, W2, W10 leave a gap; expected W0, W1, W2, W3",
+    ),
+    "state dict with a convolution": (
+        "net.pt", _torch_save(_state_dict_with(_conv)), "net.pt: layer '0' is a layer with a 3-D weight .*not supported"
+    ),
+    "state dict with batch normalisation": (
+        "net.pt", _torch_save(_state_dict_with(_norm)), "net.pt: layer '0.1' is a normalisation layer.*not supported"
+    ),
+}
+
+REFERENCE_RES = Path(__file__).resolve().parent.parent / "reference/original/sin_example_res.mat"
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_file_gets_one_error_line_naming_it(case, tmp_path, capsys):
+    from pylip.cli import main
+
+    name, write, match = BAD_FILES[case]
+    path = tmp_path / name
+    write(path)
+    assert main(["certify", str(path), "--samples", "10"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pylip: error: "), captured.err
+    assert re.search(match, lines[0]), lines[0]
