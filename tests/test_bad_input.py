@@ -305,3 +305,40 @@ def test_bad_file_gets_one_error_line_naming_it(case, tmp_path, capsys):
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pylip: error: "), captured.err
     assert re.search(match, lines[0]), lines[0]
+
+
+# --- divergent training (issue 17 item 4): a TrainingError saying what diverged, where, and the fix ---
+
+
+@pytest.mark.parametrize("engine", ["torch", "compiled"])
+def test_meinnetz_divergence_without_a_logging_step_is_reported(engine):
+    pytest.importorskip("torch")
+    from pylip.training import MeinNetz, TrainingConfig
+
+    if engine == "compiled":
+        pytest.importorskip("numba")
+    x = np.linspace(-1, 1, 20).reshape(-1, 1)
+    config = TrainingConfig(
+        x, np.sin(3 * x), lr=1e3, epochs=200, it_ADMM=2, ind_Lip=2, L_des=2.0, log_every=1000,
+        engine=engine, progress=False,
+    )
+    with pytest.raises(pylip.TrainingError, match=r"NaN or inf in lin1.weight.* 200 SGD steps.*lower .*lr"):
+        MeinNetz(config).train(200)  # only step 0 is a logging step: the end-of-call check finds it
+
+
+@pytest.mark.parametrize(
+    "lr, rho, optimizer, iteration",
+    [(1e6, 1.0, "sgd", 1), (1e6, 1.0, "adam", 1), (1e-3, 1e30, "sgd", 2)],
+    ids=["lr=1e6 (SGD)", "lr=1e6 (Adam)", "rho=1e30"],
+)
+def test_train_lipschitz_divergent_w_step_is_named(lr, rho, optimizer, iteration):
+    pytest.importorskip("torch")
+    from pylip.mlp_training import ADMMConfig, FitConfig, mlp, train_lipschitz
+
+    X, y = RNG.standard_normal((64, 4)), np.arange(64) % 3
+    admm = ADMMConfig(mode="enforce", L_des=2.0, rho=rho, iterations=3)
+    with pytest.raises(
+        pylip.TrainingError,
+        match=rf"iteration {iteration}/3: the W step \(10a\) diverged: .*lower .*FitConfig.lr .*ADMMConfig.rho",
+    ):
+        train_lipschitz(mlp([4, 6, 3], seed=0), X, y, admm, FitConfig(lr=lr, optimizer=optimizer), progress=False)
