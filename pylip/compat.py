@@ -157,7 +157,8 @@ def compiled_step(
     dims: tuple[int, int, int], T: np.ndarray, mode: str, solver: str | None, beta: float = 1.0
 ) -> LipschitzStep:
     """A compiled :class:`~pylip.admm.LipschitzStep`, reused across ADMM iterations."""
-    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver, as_number(beta, "beta"))
+    beta = as_number(beta, "beta")
+    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver, beta)
     step = _STEP_CACHE.get(key)
     if step is None:
         step = LipschitzStep(*dims, T, mode=mode, solver=solver, beta=beta)

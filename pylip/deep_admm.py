@@ -44,7 +44,6 @@ the feasible set is convex and contains ``W = 0`` strictly, whatever the depth.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -402,16 +401,12 @@ class DeepLipschitzStep:
                 raise
             failure = exc
         for options in FALLBACK_OPTIONS[self.solver]:
-            start = time.perf_counter()
             try:
-                self.problem.solve(solver=self.solver, **options)
-            except cp.error.SolverError:
+                info = solve(self.problem, self.solver, what=what, options=options)
+            except SolverError:
                 continue
-            if self.problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-                logger.info(
-                    "%s: %s failed at its default tolerances, solved at %s", what, self.solver, options
-                )
-                return SolveInfo(self.solver, self.problem.status, time.perf_counter() - start), True
+            logger.info("%s: %s failed at its default tolerances, solved at %s", what, self.solver, options)
+            return info, True
         raise failure
 
     def max_eigenvalue(self, W_bar: Sequence[np.ndarray], squared_bound: float) -> float:

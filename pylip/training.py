@@ -677,7 +677,9 @@ class MeinNetz(nn.Module):
         assert reg is not None
         return reg
 
-    def _require_finite_parameters(self, config: TrainingConfig, where: str, rho: float | None = None) -> None:
+    def _require_finite_parameters(
+        self, config: TrainingConfig, where: str, rho: float | None = None
+    ) -> None:
         """Raise :class:`TrainingError` if SGD left NaN or inf in a weight or bias (a cheap check)."""
         with torch.no_grad():
             bad = [name for name, p in self.named_parameters() if not bool(torch.isfinite(p).all())]

@@ -92,9 +92,9 @@ def as_weight_list(weights: Sequence[Any], name: str = "weights") -> list[np.nda
             f"{name} must be a list of weight matrices [W0, W1, ...], not a single array"
         )
     if isinstance(weights, (dict, str, bytes)) or not isinstance(weights, Sequence | np.ndarray):
+        hint = " (for a dict of W0, W1, ... pass [d['W0'], d['W1']])" if isinstance(weights, dict) else ""
         raise InputError(
-            f"{name} must be a list of weight matrices [W0, W1, ...], got {type(weights).__name__}"
-            + (" (for a dict of W0, W1, ... use [d['W0'], d['W1'], ...])" if isinstance(weights, dict) else "")
+            f"{name} must be a list of weight matrices [W0, W1, ...], got {type(weights).__name__}{hint}"
         )
     matrices = [as_matrix(w, f"{name}[{i}]") for i, w in enumerate(weights)]
     if len(matrices) < 2:

@@ -130,38 +130,60 @@ COERCED_VALUES = {
     "complex nested list": (lambda p, x: pylip.certify([[[1 + 1j]], [[1.0]]]), "holds complex numbers"),
     "ind_Lip=2.7": (lambda p, x: pylip.solve_sdp(p, {**x, "ind_Lip": 2.7}), "ind_Lip must be 1 .* or 2"),
     "ind_Lip='2'": (lambda p, x: pylip.solve_sdp(p, {**x, "ind_Lip": "2"}), "ind_Lip must be 1 .* got '2'"),
-    "ind_Lip=True": (lambda p, x: pylip.solve_sdp(p, {**x, "ind_Lip": True}), "ind_Lip must be 1 .* got True"),
+    "ind_Lip=True": (
+        lambda p, x: pylip.solve_sdp(p, {**x, "ind_Lip": True}),
+        "ind_Lip must be 1 .* got True",
+    ),
     "NaN biases": (
         lambda p, x: pylip.initialize_parameters([W0_3_5, W1_5_2], [np.full(5, np.nan), np.zeros(2)]),
         r"biases\[0\] contains 5 NaN",
     ),
     "LipschitzStep margin=-1": (lambda p, x: pylip.LipschitzStep(3, 5, 2, x["T"], margin=-1), "margin"),
     "LipschitzStep margin=NaN": (
-        lambda p, x: pylip.LipschitzStep(3, 5, 2, x["T"], margin=float("nan")), "margin must be finite"
+        lambda p, x: pylip.LipschitzStep(3, 5, 2, x["T"], margin=float("nan")),
+        "margin must be finite",
     ),
-    "LipschitzStep n_x=0": (lambda p, x: pylip.LipschitzStep(0, 5, 2, x["T"]), "n_x must be a positive integer"),
+    "LipschitzStep n_x=0": (
+        lambda p, x: pylip.LipschitzStep(0, 5, 2, x["T"]),
+        "n_x must be a positive integer",
+    ),
     "LipschitzStep n_x=2.5": (lambda p, x: pylip.LipschitzStep(2.5, 5, 2, x["T"]), "n_x must be a positive"),
     "weights None": (lambda p, x: pylip.certify(None), "weights must be a list .* got NoneType"),
-    "weights dict": (lambda p, x: pylip.certify({"W0": W0_3_5, "W1": W1_5_2}), "weights must be a list .* dict"),
-    "beta=[1.0] (certify)": (lambda p, x: pylip.certify([W0_3_5, W1_5_2], beta=[1.0]), "beta must be a number"),
+    "weights dict": (
+        lambda p, x: pylip.certify({"W0": W0_3_5, "W1": W1_5_2}),
+        "weights must be a list .* dict",
+    ),
+    "beta=[1.0] (certify)": (
+        lambda p, x: pylip.certify([W0_3_5, W1_5_2], beta=[1.0]),
+        "beta must be a number",
+    ),
     "beta=[1.0] (solve_sdp)": (lambda p, x: pylip.solve_sdp(p, x, beta=[1.0]), "beta must be a number"),
     "margin='1e-9'": (lambda p, x: pylip.certify([W0_3_5, W1_5_2], margin="1e-9"), "margin must be a number"),
     "parameters as a list": (
-        lambda p, x: pylip.solve_sdp([W0_3_5, W1_5_2], x), "parameters must be a dict .* got list"
+        lambda p, x: pylip.solve_sdp([W0_3_5, W1_5_2], x),
+        "parameters must be a dict .* got list",
     ),
     "parameters as a list (calculate_Lipschitz)": (
-        lambda p, x: pylip.calculate_Lipschitz([W0_3_5, W1_5_2], None), "parameters must be a dict"
+        lambda p, x: pylip.calculate_Lipschitz([W0_3_5, W1_5_2], None),
+        "parameters must be a dict",
     ),
     "x=None": (lambda p, x: pylip.solve_sdp(p, None), "x must be a dict .* got NoneType"),
     "rng='abc'": (lambda p, x: pylip.sampled_lower_bound([W0_3_5, W1_5_2], rng="abc"), "rng must be"),
     "n_samples=0": (
-        lambda p, x: pylip.sampled_lower_bound([W0_3_5, W1_5_2], n_samples=0), "n_samples must be an integer >= 1"
+        lambda p, x: pylip.sampled_lower_bound([W0_3_5, W1_5_2], n_samples=0),
+        "n_samples must be an integer >= 1",
     ),
 }
 
 EXTREME_VALUES = {
-    "L_des=1e200": (lambda p, x: pylip.solve_sdp(p, {**x, "L_des": 1e200}), "L_des = 1e.200 is .* between 1e-06 and"),
-    "L_des=1e-12": (lambda p, x: pylip.solve_sdp(p, {**x, "L_des": 1e-12}), "L_des = 1e-12 is .* between 1e-06"),
+    "L_des=1e200": (
+        lambda p, x: pylip.solve_sdp(p, {**x, "L_des": 1e200}),
+        "L_des = 1e.200 is .* between 1e-06 and",
+    ),
+    "L_des=1e-12": (
+        lambda p, x: pylip.solve_sdp(p, {**x, "L_des": 1e-12}),
+        "L_des = 1e-12 is .* between 1e-06",
+    ),
     "beta=inf (solve_sdp)": (lambda p, x: pylip.solve_sdp(p, x, beta=float("inf")), "beta must be finite"),
 }
 
@@ -263,18 +285,50 @@ BAD_FILES = {
         "net.mat is not a readable MATLAB .mat file",
     ),
     "text named .mat": ("net.mat", lambda p: p.write_text("W0 = [1 2]"), "net.mat is not a readable MATLAB"),
-    "text named .npz": ("net.npz", lambda p: p.write_text("W0 = [1 2]"), "net.npz is not a readable .npz archive"),
-    "text named .pth": ("net.pth", lambda p: p.write_text("W0 = [1 2]"), "net.pth is not a readable torch state dict"),
-    "empty .npz": ("net.npz", lambda p: np.savez(p), "net.npz: expected arrays named W0, W1, .*found no arrays"),
-    "object-array .npz": ("net.npz", _object_npz, "net.npz is not a readable .npz .*object arrays are not read"),
-    "complex .npz": (
-        "net.npz", lambda p: np.savez(p, W0=np.ones((3, 2)) * 1j, W1=np.ones((1, 3))), "net.npz .*complex"
+    "text named .npz": (
+        "net.npz",
+        lambda p: p.write_text("W0 = [1 2]"),
+        "net.npz is not a readable .npz archive",
     ),
-    "empty .pt": ("net.pt", lambda p: p.write_bytes(b""), "net.pt is not a readable torch state dict .*empty"),
-    "whole pickled model .pt": ("net.pt", _torch_save(_whole_model), "net.pt .*whole pickled model.*state_dict"),
-    "res without biases": ("res.mat", _res_without_biases, "res.mat: struct 'res' has 'weights' but no 'biases'"),
+    "text named .pth": (
+        "net.pth",
+        lambda p: p.write_text("W0 = [1 2]"),
+        "net.pth is not a readable torch state dict",
+    ),
+    "empty .npz": (
+        "net.npz",
+        lambda p: np.savez(p),
+        "net.npz: expected arrays named W0, W1, .*found no arrays",
+    ),
+    "object-array .npz": (
+        "net.npz",
+        _object_npz,
+        "net.npz is not a readable .npz .*object arrays are not read",
+    ),
+    "complex .npz": (
+        "net.npz",
+        lambda p: np.savez(p, W0=np.ones((3, 2)) * 1j, W1=np.ones((1, 3))),
+        "net.npz .*complex",
+    ),
+    "empty .pt": (
+        "net.pt",
+        lambda p: p.write_bytes(b""),
+        "net.pt is not a readable torch state dict .*empty",
+    ),
+    "whole pickled model .pt": (
+        "net.pt",
+        _torch_save(_whole_model),
+        "net.pt .*whole pickled model.*state_dict",
+    ),
+    "res without biases": (
+        "res.mat",
+        _res_without_biases,
+        "res.mat: struct 'res' has 'weights' but no 'biases'",
+    ),
     ".npz with W0, W2": (
-        "net.npz", lambda p: np.savez(p, W0=np.ones((3, 2)), W2=np.ones((1, 3))), "net.npz: arrays W0, W2 leave a gap"
+        "net.npz",
+        lambda p: np.savez(p, W0=np.ones((3, 2)), W2=np.ones((1, 3))),
+        "net.npz: arrays W0, W2 leave a gap",
     ),
     ".npz with W0, W1, W2, W10": (
         "net.npz",
@@ -282,10 +336,14 @@ BAD_FILES = {
         "net.npz: arrays W0, W1, W2, W10 leave a gap; expected W0, W1, W2, W3",
     ),
     "state dict with a convolution": (
-        "net.pt", _torch_save(_state_dict_with(_conv)), "net.pt: layer '0' is a layer with a 3-D weight .*not supported"
+        "net.pt",
+        _torch_save(_state_dict_with(_conv)),
+        "net.pt: layer '0' is a layer with a 3-D weight .*not supported",
     ),
     "state dict with batch normalisation": (
-        "net.pt", _torch_save(_state_dict_with(_norm)), "net.pt: layer '0.1' is a normalisation layer.*not supported"
+        "net.pt",
+        _torch_save(_state_dict_with(_norm)),
+        "net.pt: layer '0.1' is a normalisation layer.*not supported",
     ),
 }
 
@@ -319,8 +377,16 @@ def test_meinnetz_divergence_without_a_logging_step_is_reported(engine):
         pytest.importorskip("numba")
     x = np.linspace(-1, 1, 20).reshape(-1, 1)
     config = TrainingConfig(
-        x, np.sin(3 * x), lr=1e3, epochs=200, it_ADMM=2, ind_Lip=2, L_des=2.0, log_every=1000,
-        engine=engine, progress=False,
+        x,
+        np.sin(3 * x),
+        lr=1e3,
+        epochs=200,
+        it_ADMM=2,
+        ind_Lip=2,
+        L_des=2.0,
+        log_every=1000,
+        engine=engine,
+        progress=False,
     )
     with pytest.raises(pylip.TrainingError, match=r"NaN or inf in lin1.weight.* 200 SGD steps.*lower .*lr"):
         MeinNetz(config).train(200)  # only step 0 is a logging step: the end-of-call check finds it
@@ -339,6 +405,21 @@ def test_train_lipschitz_divergent_w_step_is_named(lr, rho, optimizer, iteration
     admm = ADMMConfig(mode="enforce", L_des=2.0, rho=rho, iterations=3)
     with pytest.raises(
         pylip.TrainingError,
-        match=rf"iteration {iteration}/3: the W step \(10a\) diverged: .*lower .*FitConfig.lr .*ADMMConfig.rho",
+        match=rf"iteration {iteration}/3: the W step \(10a\) diverged: .*FitConfig.lr .*ADMMConfig.rho",
     ):
-        train_lipschitz(mlp([4, 6, 3], seed=0), X, y, admm, FitConfig(lr=lr, optimizer=optimizer), progress=False)
+        train_lipschitz(
+            mlp([4, 6, 3], seed=0), X, y, admm, FitConfig(lr=lr, optimizer=optimizer), progress=False
+        )
+
+
+def test_scs_lipschitz_step_does_not_depend_on_call_history(admm_state):
+    """Issue 17 item 9: the cached compiled step is not warm-started from an earlier call."""
+    if "SCS" not in solvers.cp.installed_solvers():
+        pytest.skip("SCS is not installed (pip install 'pylip[solvers]')")
+    parameters, x = admm_state
+    first = pylip.solve_sdp(parameters, x, solver="SCS")
+    other = {**parameters, "W0": 1.3 * parameters["W0"], "Y0": first["Y0"], "Y1": first["Y1"]}
+    pylip.solve_sdp(other, x, solver="SCS")
+    again = pylip.solve_sdp(parameters, x, solver="SCS")
+    assert np.array_equal(first["W0_bar"], again["W0_bar"])
+    assert np.array_equal(first["W1_bar"], again["W1_bar"])
