@@ -51,7 +51,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from . import lmi
+from . import lmi, solvers
 from .admm import checked_step_settings, step_objective
 from .certificate import DEFAULT_MARGIN
 from .errors import CertificateError, InputError, SolverError
@@ -402,7 +402,7 @@ class DeepLipschitzStep:
             failure = exc
         for options in FALLBACK_OPTIONS[self.solver]:
             try:
-                info = solve(self.problem, self.solver, what=what, options=options)
+                info = solvers.solve(self.problem, self.solver, what=what, options=options)
             except SolverError:
                 continue
             logger.info("%s: %s failed at its default tolerances, solved at %s", what, self.solver, options)
