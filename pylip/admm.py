@@ -31,7 +31,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from . import lmi
+from . import lmi, memory
 from .certificate import DEFAULT_MARGIN, fallback_solvers
 from .errors import CertificateError, InputError, SolverError
 from .fast_step import solve_step_dual
@@ -233,6 +233,7 @@ class LipschitzStep:
         and ``L_des > 0``, so it has a solution; only the solvers can fail.
         """
         what = f"Lipschitz step (10b, {self.mode})"
+        memory.require_step_fits(f"{what} SDP", self.dims, self.solver, fast_available=not self.fast)
         attempts = [(self.solver, 1.0), (self.solver, self._scale)]
         attempts += [(name, self._scale) for name in fallback_solvers(self.solver)]
         failure: SolverError | None = None

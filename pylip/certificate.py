@@ -29,7 +29,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from . import lmi, proof, reduced, repair
+from . import lmi, memory, proof, reduced, repair
 from .activations import check_sector, get_activation
 from .errors import CertificateError, InputError, SolverError
 from .solvers import resolve_solver, solve, value_of
@@ -242,6 +242,8 @@ def certify(
     solver_name = resolve_solver(solver)
     if any(not np.any(w) for w in matrices):
         return _constant_network_certificate(lmi.network_structure(matrices), matrices, form, a, b, margin)
+    sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
+    memory.require_certificate_fits(formulation, sizes, solver_name)  # before anything is built
     _require_representable_bound(matrices, b)
     structure = lmi.network_structure(matrices)
     if form == "network":

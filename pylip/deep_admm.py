@@ -51,7 +51,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from . import lmi, solvers
+from . import lmi, memory, solvers
 from .admm import checked_step_settings, step_objective
 from .certificate import DEFAULT_MARGIN
 from .errors import CertificateError, InputError, SolverError
@@ -281,6 +281,8 @@ class DeepLipschitzStep:
         self.solver = resolve_solver(solver)
         self.margin = float(margin)
         self._t = multiplier_vector(T, self.n_hidden)
+        what = f"multi-layer Lipschitz step (10b, {mode}) SDP"
+        memory.require_step_fits(what, self.problem_sizes, self.solver, fast_available=False)
         self._build()
 
     # -- the multiplier -------------------------------------------------------------

@@ -5,9 +5,11 @@ size ``N``, a dense block of its KKT system over the cone's ``m = N (N + 1) / 2`
 vectorised entries: ``8 m^2`` bytes, that is about ``2 N^4``. This is exactly
 what Clarabel asked the allocator for in the runs that died (dense eq. 5 of
 1-500-1: ``N = 501``, 126 GB; 1-1000-1: 2 TB; the structured LMI of
-20-300-300-10: ``N = 630``, 316 GB). Measured peaks (resident, ``certify`` in
-a fresh process, Clarabel) are about three times the block
-(:data:`INTERIOR_POINT_FACTOR`) plus the interpreter's ~150 MB. SCS works on
+20-300-300-10: ``N = 630``, 316 GB). Measured peaks, resident, in a fresh
+process with Clarabel, less the ~150 MB the imports take: 245 MB for the
+structured LMI of 10-30-30-10 (``N = 80``, block 84 MB: 2.9 times) and 1.85 GB for
+dense eq. (5) of 10-100-10 (``N = 110``, block 298 MB: 6.2 times; README's
+scale table); :data:`INTERIOR_POINT_FACTOR` takes the larger. SCS works on
 the sparse constraint matrix and one ``N x N`` eigendecomposition per cone:
 ``O(N^2)`` per cone, far less, at the price of many iterations.
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 from .errors import InputError
 
-INTERIOR_POINT_FACTOR = 3.0  # measured peak / 8 m^2 (10-30-30-10 .. 10-60-60-10 structured, Clarabel)
+INTERIOR_POINT_FACTOR = 6.2  # measured peak / 8 m^2: 2.9 (N = 80, structured) and 6.2 (N = 110, dense)
 FIRST_ORDER_BYTES_PER_ENTRY = 200  # SCS: sparse data, iterates and eigendecompositions per entry of the cone
 BASE_BYTES = 200 * 2**20  # interpreter, numpy, cvxpy and torch already loaded
 FIT_FRACTION = 0.8  # leave room for the rest of the process and the system
@@ -68,7 +70,7 @@ def available_bytes() -> float:
 
 def human(n_bytes: float) -> str:
     """``n_bytes`` as ``'3.2 GB'`` (powers of 1000, as the allocators report them)."""
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
         if n_bytes >= size:
             return f"{n_bytes / size:.3g} {unit}"
     return f"{n_bytes / 1e3:.3g} kB"
@@ -82,7 +84,8 @@ def require_fits(needed: Estimate, alternatives: Sequence[Estimate] = (), *, hin
     fitting = [a for a in alternatives if a.bytes <= FIT_FRACTION * available]
     if fitting:
         best = min(fitting, key=lambda a: a.bytes)
-        advice = f"{best.what} with {best.solver} would fit (about {human(best.bytes)})"
+        advice = f"{best.what} with {best.solver} would fit (about {human(best.bytes)}; slow if first order)"
+        advice += f"; or {hint}" if hint else ""
     else:
         advice = "no formulation pylip has fits on this machine" + (f"; {hint}" if hint else "")
     sizes = ", ".join(str(n) for n in needed.cone_sizes)
@@ -91,3 +94,45 @@ def require_fits(needed: Estimate, alternatives: Sequence[Estimate] = (), *, hin
         f"of size {sizes}; an interior-point solver keeps a dense block of about 2 N^4 bytes per cone) "
         f"but this machine has {human(available)} available: {advice}"
     )
+
+
+def certificate_cone_sizes(formulation: str, layer_sizes: Sequence[int]) -> tuple[int, ...]:
+    """The PSD cone sizes of the certificate SDP (6) in ``formulation`` (:func:`pylip.certify`)."""
+    n_x, n_y = layer_sizes[0], layer_sizes[-1]
+    if formulation == "reduced":
+        n_h = layer_sizes[1]
+        return (min(n_x, n_h) + min(n_y, n_h),)
+    if formulation == "original":
+        return (n_x + layer_sizes[1],)
+    return (int(sum(layer_sizes)),)  # structured: input, every hidden layer, output (Schur complement)
+
+
+def require_certificate_fits(formulation: str, layer_sizes: Sequence[int], solver: str) -> None:
+    """Check the certificate SDP fits in memory before it is built; name the formulation that fits."""
+    applicable = ["structured"] + (["reduced", "original"] if len(layer_sizes) == 3 else [])
+    alternatives = [
+        estimate(f"certificate SDP (formulation={name!r})", certificate_cone_sizes(name, layer_sizes), kind)
+        for name in applicable
+        for kind in (solver, "SCS")
+        if (name, kind) != (formulation, solver)
+    ]
+    what = f"certificate SDP (formulation={formulation!r})"
+    needed = estimate(what, certificate_cone_sizes(formulation, layer_sizes), solver)
+    require_fits(
+        needed, alternatives,
+        hint="certify smaller blocks with pylip.certify_split(weights, layers_per_block=1) "
+        "(LipSDP's split; a looser bound)" if len(layer_sizes) > 3 else "",
+    )
+
+
+def require_step_fits(what: str, layer_sizes: Sequence[int], solver: str, *, fast_available: bool) -> None:
+    """Check a Lipschitz step's SDP (LMI 7 or its multi-layer form) fits in memory before it is solved."""
+    size = (int(sum(layer_sizes)),)
+    alternatives = [estimate(what, size, "SCS")] if solver.upper() != "SCS" else []
+    hint = (
+        "build the step without naming a solver (fast=None): wide layers are then solved by "
+        "pylip.fast_step, whose multiplier is only (n_x + n_y)-square"
+        if fast_available
+        else ""
+    )
+    require_fits(estimate(what, size, solver), alternatives, hint=hint)

@@ -423,3 +423,52 @@ def test_scs_lipschitz_step_does_not_depend_on_call_history(admm_state):
     again = pylip.solve_sdp(parameters, x, solver="SCS")
     assert np.array_equal(first["W0_bar"], again["W0_bar"])
     assert np.array_equal(first["W1_bar"], again["W1_bar"])
+
+
+# --- memory (issue 17 item 8): an estimate before any SDP is built, at once ---------------------------
+
+
+@pytest.mark.parametrize(
+    "sizes, formulation",
+    [
+        ((784, 20000, 10), "reduced"),
+        ((100, 1000, 1000, 10), "structured"),
+        ((20, 300, 300, 10), "structured"),
+    ],
+    ids=["784-20000-10", "100-1000-1000-10", "20-300-300-10"],
+)
+def test_a_certificate_too_large_for_memory_is_refused_at_once(sizes, formulation):
+    import time
+
+    from pylip import memory
+
+    weights = [np.full((m, n), 1.0 / n) for n, m in zip(sizes[:-1], sizes[1:])]
+    start = time.perf_counter()
+    with pytest.raises(pylip.InputError) as info:
+        pylip.certify(weights, solver="CLARABEL")
+    elapsed = time.perf_counter() - start
+    message = str(info.value)
+    assert f"formulation={formulation!r}) with CLARABEL needs about" in message
+    assert f"but this machine has {memory.human(memory.available_bytes())[:2]}" in message
+    assert "with SCS would fit" in message or "no formulation pylip has fits" in message
+    assert elapsed < 5.0  # measured: 0.003-0.02 s, plus about 1 s to copy 784-20000-10's 125 MB of weights
+
+
+def test_memory_estimate_matches_the_allocations_clarabel_asked_for():
+    """8 m^2 bytes per cone (m = N (N+1)/2): 126 GB at N = 501, 316 GB at N = 630 (issue 17, README)."""
+    from pylip import memory
+
+    for n, asked in ((501, 126e9), (630, 316e9)):
+        block = memory.estimate("x", (n,), "CLARABEL").bytes - memory.BASE_BYTES
+        assert block / memory.INTERIOR_POINT_FACTOR == pytest.approx(asked, rel=0.01)
+
+
+def test_a_wide_lipschitz_step_sdp_too_large_is_refused_before_solving():
+    from pylip.deep_admm import DeepLipschitzStep
+
+    with pytest.raises(pylip.InputError, match=r"multi-layer Lipschitz step .* needs about .* TB"):
+        DeepLipschitzStep((10, 1000, 1000, 10), np.eye(2000), solver="CLARABEL")
+    step = pylip.LipschitzStep(10, 3000, 10, np.eye(3000), solver="CLARABEL")
+    W0, W1 = np.full((3000, 10), 0.01), np.full((10, 3000), 0.01)
+    with pytest.raises(pylip.InputError, match=r"step \(10b, regularize\) SDP .*fast=None"):
+        step.solve(W0, W1, 0 * W0, 0 * W1, rho=1.0, mu=0.1)
