@@ -28,7 +28,8 @@ def __getattr__(name: str) -> object:
             if exc.name != "torch":
                 raise
             raise ModuleNotFoundError(
-                f"pylip.{name} trains networks with torch, which is not installed: pip install 'pylip[train]'",
+                f"pylip.{name} trains networks with torch, which is not installed: "
+                "pip install 'pylip[train]'",
                 name="torch",
             ) from None
         return getattr(training, name)

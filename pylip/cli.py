@@ -303,7 +303,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"{name}:", flush=True)
             runs.append(_run_example(name, {**settings, "on_phase": _print_phase}))
     verdicts = [_report(result, elapsed, args) for result, elapsed in runs]
-    print(f"reproduce: both examples in {time.perf_counter() - start:.1f} s; {reproduce_verdict(args, verdicts)}")
+    elapsed = time.perf_counter() - start
+    print(f"reproduce: both examples in {elapsed:.1f} s; {reproduce_verdict(args, verdicts)}")
     return 0 if all(verdicts) else 1
 
 

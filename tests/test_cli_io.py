@@ -150,8 +150,17 @@ def test_certify_help_documents_every_option_and_its_default(capsys):
     with pytest.raises(SystemExit):
         main(["certify", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for expected in ("--activation", "(default: tanh)", "--solver", "CLARABEL, SCS", "--samples",
-                     "(default: 10000)", "--seed", "seed of the sampled points (default: 0)", "--no-progress"):
+    for expected in (
+        "--activation",
+        "(default: tanh)",
+        "--solver",
+        "CLARABEL, SCS",
+        "--samples",
+        "(default: 10000)",
+        "--seed",
+        "seed of the sampled points (default: 0)",
+        "--no-progress",
+    ):
         assert expected in text
 
 
@@ -169,10 +178,18 @@ sys.meta_path.insert(0, Block())
     "code, expected",
     [
         ("from pylip import *\nprint(certify.__name__)", "certify"),
-        ("import pylip\ntry:\n    pylip.MeinNetz\nexcept ImportError as e:\n    print(e)", "pip install 'pylip[train]'"),
+        (
+            "import pylip\ntry:\n    pylip.MeinNetz\nexcept ImportError as e:\n    print(e)",
+            "pip install 'pylip[train]'",
+        ),
         *(
             (f"from pylip.cli import main\nprint(main({argv!r}))", "pip install 'pylip[train]'")
-            for argv in (["reproduce"], ["sin-example"], ["classifier-example"], ["digits-example", "--quick"])
+            for argv in (
+                ["reproduce"],
+                ["sin-example"],
+                ["classifier-example"],
+                ["digits-example", "--quick"],
+            )
         ),
     ],
     ids=["from pylip import *", "pylip.MeinNetz", "reproduce", "sin-example", "classifier-example", "digits"],
@@ -182,8 +199,12 @@ def test_without_torch_the_training_entry_points_name_the_extra(code, expected, 
     import sys
 
     run = subprocess.run(
-        [sys.executable, "-c", NO_TORCH + code], capture_output=True, text=True, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(pylip.__file__).resolve().parent.parent)}, timeout=120,
+        [sys.executable, "-c", NO_TORCH + code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(pylip.__file__).resolve().parent.parent)},
+        timeout=120,
     )
     assert "Traceback" not in run.stderr, run.stderr
     assert expected in run.stdout + run.stderr
