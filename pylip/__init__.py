@@ -5,6 +5,8 @@ Core (Pythonic) API: :func:`certify`, :func:`certify_split`,
 :func:`calculate_Lipschitz`, :func:`build_T` (see :mod:`pylip.compat`).
 """
 
+import importlib.util
+
 from .admm import LipschitzStep, StepResult
 from .certificate import Certificate, SplitCertificate, certify, certify_split, closed_form_bound
 from .compat import build_T, calculate_Lipschitz, initialize_parameters, solve_SDP, solve_sdp
@@ -20,17 +22,31 @@ _TRAINING_NAMES = ("MeinNetz", "TrainingConfig")
 def __getattr__(name: str) -> object:
     """``MeinNetz`` and ``TrainingConfig`` need torch (the ``train`` extra): import on first use."""
     if name in _TRAINING_NAMES:
-        from . import training
-
+        try:
+            from . import training
+        except ModuleNotFoundError as exc:
+            if exc.name != "torch":
+                raise
+            raise ModuleNotFoundError(
+                f"pylip.{name} trains networks with torch, which is not installed: "
+                "pip install 'pylip[train]'",
+                name="torch",
+            ) from None
         return getattr(training, name)
     raise AttributeError(f"module 'pylip' has no attribute {name!r}")
+
+def _torch_available() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
 
 __all__ = [
     "Certificate",
     "LipschitzStep",
-    "MeinNetz",
+    *(_TRAINING_NAMES if _torch_available() else ()),  # `from pylip import *` works without torch
     "StepResult",
-    "TrainingConfig",
     "TrainingError",
     "CertificateError",
     "InputError",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .validation import as_number
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,7 @@ def get_activation(name: str) -> Activation:
 
 def check_sector(alpha: float, beta: float) -> tuple[float, float]:
     """Validate a slope sector ``0 <= alpha < beta < inf``."""
-    alpha, beta = float(alpha), float(beta)
-    if not (np.isfinite(alpha) and np.isfinite(beta)):
-        raise InputError(f"alpha and beta must be finite, got alpha={alpha}, beta={beta}")
+    alpha, beta = as_number(alpha, "alpha"), as_number(beta, "beta")
     if alpha < 0:
         raise InputError(f"alpha must be >= 0 (eq. 2 needs 0 <= alpha < beta), got alpha={alpha}")
     if alpha >= beta:

@@ -31,14 +31,14 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from . import lmi
+from . import lmi, memory
 from .certificate import DEFAULT_MARGIN, fallback_solvers
 from .errors import CertificateError, InputError, SolverError
 from .fast_step import solve_step_dual
 from .proof import scaled_max_eigenvalue
 from .repair import secure_bound, secure_weights
 from .solvers import SOLVER_ENV_VAR, SolveInfo, resolve_solver, solve, value_of
-from .validation import as_matrix, as_scalar
+from .validation import as_dim, as_matrix, as_number, as_scalar
 
 MODES = {1: "regularize", 2: "enforce"}
 # From this width on (and n_h >= n_x + n_y) the dual solver of pylip.fast_step takes the
@@ -138,9 +138,12 @@ class LipschitzStep:
     ) -> None:
         if mode not in MODES.values():
             raise InputError(f"mode must be 'regularize' (ind_Lip 1) or 'enforce' (ind_Lip 2), got {mode!r}")
-        if not beta > 0:
+        if not as_number(beta, "beta") > 0:
             raise InputError(f"beta must be > 0 (the activation's largest slope), got {beta}")
-        self.dims = (int(n_x), int(n_h), int(n_y))
+        if as_number(margin, "margin") < 0:
+            raise InputError(f"margin must be a finite number >= 0, got {margin}")
+        n_x, n_h, n_y = as_dim(n_x, "n_x"), as_dim(n_h, "n_h"), as_dim(n_y, "n_y")
+        self.dims = (n_x, n_h, n_y)
         self.mode = mode
         self.beta = float(beta)
         self.solver = resolve_solver(solver)
@@ -196,6 +199,8 @@ class LipschitzStep:
         Y0, Y1 = _shaped(Y0, "Y0", (n_h, n_x)), _shaped(Y1, "Y1", (n_y, n_h))
         rho, mu, L_des = checked_step_settings(self.mode, rho, mu, L_des)
         target0, target1 = W0 + Y0 / rho, W1 + Y1 / rho
+        if L_des is not None:
+            _require_L_des_in_range(L_des, target0, target1, self.beta)
         solved = None
         if self._fast_applies(mu):
             solved = self._solve_dual(target0, target1, mu / rho, L_des)
@@ -228,6 +233,7 @@ class LipschitzStep:
         and ``L_des > 0``, so it has a solution; only the solvers can fail.
         """
         what = f"Lipschitz step (10b, {self.mode})"
+        memory.require_step_fits(f"{what} SDP", self.dims, self.solver, fast_available=not self.fast)
         attempts = [(self.solver, 1.0), (self.solver, self._scale)]
         attempts += [(name, self._scale) for name in fallback_solvers(self.solver)]
         failure: SolverError | None = None
@@ -370,6 +376,30 @@ def checked_step_settings(
     if L_des <= 0:
         raise InputError(f"L_des (the enforced Lipschitz bound) must be > 0, got {L_des}")
     return rho, 0.0, L_des
+
+
+L_DES_RANGE = (1e-6, 1e6)  # L_des over the trivial bound of W + Y/rho: where the step solves and proves
+
+
+def _require_L_des_in_range(L_des: float, target0: np.ndarray, target1: np.ndarray, beta: float) -> None:
+    """Refuse an ``L_des`` so far from the weights' scale that LMI (7) cannot be solved and proven.
+
+    The ratio of ``L_des`` to ``beta ||W0 + Y0/rho|| ||W1 + Y1/rho||`` is invariant
+    under rescaling the layers; outside :data:`L_DES_RANGE` the blocks of (7)
+    differ by more than the solvers' and the proof's float64 resolution (measured:
+    1e-8 and 1e8 fail on random 3-5-2 nets, 1e-7 and 1e6 solve and prove).
+    """
+    trivial = beta * float(np.linalg.norm(target0, 2)) * float(np.linalg.norm(target1, 2))
+    if trivial == 0.0 or not math.isfinite(trivial):
+        return
+    low, high = L_DES_RANGE
+    ratio = L_des / trivial
+    if not low <= ratio <= high:
+        raise InputError(
+            f"L_des = {L_des:.3g} is {ratio:.3g} times the product of the spectral norms of W + Y/rho "
+            f"({trivial:.3g}); the enforce step solves for L_des between {low:g} and {high:g} times "
+            "that product: choose L_des in that range (or rescale the network's layers)"
+        )
 
 
 def _use_fast_step(fast: bool | None, solver: str | None, n_x: int, n_h: int, n_y: int) -> bool:

@@ -29,11 +29,11 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from . import lmi, proof, reduced, repair
+from . import lmi, memory, proof, reduced, repair
 from .activations import check_sector, get_activation
 from .errors import CertificateError, InputError, SolverError
 from .solvers import resolve_solver, solve, value_of
-from .validation import as_weight_list
+from .validation import as_number, as_weight_list
 
 FORMS = ("neuron", "layer", "network")
 FORMULATIONS = ("auto", "reduced", "structured", "original")
@@ -222,7 +222,7 @@ def certify(
             "(Pauli et al. 2020, Section II-C: see `pylip counterexample`); use form='neuron', "
             "or pass allow_unsound=True to compute it anyway"
         )
-    if margin < 0 or not np.isfinite(margin):
+    if as_number(margin, "margin") < 0:
         raise InputError(f"margin must be a finite number >= 0, got {margin}")
     if formulation not in FORMULATIONS:
         raise InputError(f"formulation must be one of {', '.join(FORMULATIONS)}, got {formulation!r}")
@@ -242,6 +242,8 @@ def certify(
     solver_name = resolve_solver(solver)
     if any(not np.any(w) for w in matrices):
         return _constant_network_certificate(lmi.network_structure(matrices), matrices, form, a, b, margin)
+    sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
+    memory.require_certificate_fits(formulation, sizes, solver_name)  # before anything is built
     _require_representable_bound(matrices, b)
     structure = lmi.network_structure(matrices)
     if form == "network":

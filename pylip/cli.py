@@ -32,15 +32,46 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         return _certify_many(args)
     for net in load_networks(args.file[0]):
         sizes = "-".join(str(n) for n in [net.weights[0].shape[1], *(w.shape[0] for w in net.weights)])
-        print(f"{net.name} ({sizes}, {args.activation}):")
+        print(f"{net.name} ({sizes}, {args.activation}):", flush=True)
         for form in ("neuron", "layer"):
+            _progress(args, f"certifying {net.name} (LipSDP-{form}) ...")
             cert = certify(net.weights, form=form, activation=args.activation, solver=args.solver)
-            print(f"  {cert.summary()}")
+            print(f"  {_certificate_line(cert)}", flush=True)
+        _progress(args, f"sampling {args.samples} Jacobians of {net.name} ...")
         lower = sampled_lower_bound(
             net.weights, net.biases, activation=args.activation, n_samples=args.samples, rng=args.seed
         )
         print(f"  sampled lower bound (largest Jacobian norm over {args.samples} points): {lower:.6g}")
     return 0
+
+
+def _progress(args: argparse.Namespace, message: str) -> None:
+    """A progress line on stderr (stdout keeps only the results), unless --no-progress."""
+    if not getattr(args, "no_progress", False):
+        print(f"pylip: {message}", file=sys.stderr, flush=True)
+
+
+STATUS_WORDS = {
+    "optimal": "solver optimal",
+    "optimal_inaccurate": "solver reported low accuracy, the bound is proven regardless",
+}
+
+
+def _certificate_line(cert: Any) -> str:
+    """The certificate in words: bound, whether it is proven (and any repair), trivial bound, solver."""
+    if cert.verified:
+        verdict = f"proven ({cert.proof_method})"
+        verdict += f", after a repair: {cert.repair}" if cert.repair else ", no repair needed"
+    else:
+        verdict = "NOT proven (checked in float64 only)"
+    if any(note.startswith("trivial bound returned") for note in cert.notes):
+        verdict += "; the SDP's bound was above the trivial bound, which is returned"
+    status = STATUS_WORDS.get(cert.status, f"solver status {cert.status}")
+    unsound = " UNSOUND" if not cert.sound else ""
+    return (
+        f"{cert.form:7s}{unsound} L = {cert.bound:.6g}  {verdict}  "
+        f"(trivial {cert.trivial_bound:.6g}; {cert.solver}: {status}; {cert.solve_time:.3f} s)"
+    )
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -138,7 +169,10 @@ def _cmd_parity_report(args: argparse.Namespace) -> int:
 
     usable, skipped = parity.available_solvers()
     chosen = [s.upper() for s in args.solver] if args.solver else usable
-    results = [parity.solver_parity(name) for name in chosen]
+    results = []
+    for number, name in enumerate(chosen, 1):
+        _progress(args, f"parity of {name} ({number} of {len(chosen)}) with the original's outputs ...")
+        results.append(parity.solver_parity(name))
     print(parity.format_table(results, {} if args.solver else skipped))
     return 0 if all(r.within_tolerance for r in results) else 1
 
@@ -231,7 +265,7 @@ def _report(result: Any, elapsed: float, args: argparse.Namespace) -> bool:
     files = examples.write_outputs(result, args.out)
     print(f"{result.example}: finished in {elapsed:.1f} s; wrote {', '.join(str(f) for f in files)}")
     cells = examples.compare(result)
-    faithful = args.scale == 1.0 and all(getattr(args, d, None) is None for _, d, _ in HYPER_OPTIONS)
+    faithful = _faithful(args)
     print(examples.format_comparison(result, cells, judged=faithful))
     if not faithful:
         print("  (settings differ from the original run's: the comparison is for orientation only)")
@@ -250,14 +284,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     names = ("classifier_example", "sin_example")
     settings = _run_settings(args)
     start = time.perf_counter()
-    if args.jobs > 1:
+    jobs = _reproduce_jobs(args)
+    if jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         settings["progress"] = False  # two bars from two processes would interleave
-        print(f"running {', '.join(names)} in {min(args.jobs, 2)} worker processes ...", flush=True)
+        print(f"running {', '.join(names)} in {jobs} worker processes ...", flush=True)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(args.jobs, 2), mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = [
                 pool.submit(_run_example, name, {**settings, "on_phase": _phase_printer(name)}, 1)
                 for name in names
@@ -269,11 +304,31 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"{name}:", flush=True)
             runs.append(_run_example(name, {**settings, "on_phase": _print_phase}))
     verdicts = [_report(result, elapsed, args) for result, elapsed in runs]
-    print(
-        f"reproduce: both examples in {time.perf_counter() - start:.1f} s; "
-        + ("every cell within tolerance" if all(verdicts) else "SOME CELLS OUT OF TOLERANCE")
-    )
+    elapsed = time.perf_counter() - start
+    print(f"reproduce: both examples in {elapsed:.1f} s; {reproduce_verdict(args, verdicts)}")
     return 0 if all(verdicts) else 1
+
+
+def reproduce_verdict(args: argparse.Namespace, verdicts: Sequence[bool]) -> str:
+    """The closing words of ``pylip reproduce``: judged only with the original's settings."""
+    if not _faithful(args):
+        return "nothing was compared (settings differ from the original's: the tables are for orientation)"
+    return "every cell within tolerance" if all(verdicts) else "SOME CELLS OUT OF TOLERANCE"
+
+
+PARALLEL_MIN_SCALE = 0.5  # below, two worker processes' start-up (torch, cvxpy: ~20 s) outweighs the gain
+
+
+def _reproduce_jobs(args: argparse.Namespace) -> int:
+    """Worker processes: --jobs if given, else two for runs long enough to gain from them (2+ cores)."""
+    if args.jobs is not None:
+        return min(args.jobs, 2)
+    return 2 if (os.cpu_count() or 1) >= 2 and args.scale >= PARALLEL_MIN_SCALE else 1
+
+
+def _faithful(args: argparse.Namespace) -> bool:
+    """Whether the run has the original's settings (then its cells are judged)."""
+    return args.scale == 1.0 and all(getattr(args, d, None) is None for _, d, _ in HYPER_OPTIONS)
 
 
 def _cmd_digits(args: argparse.Namespace) -> int:
@@ -321,10 +376,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="original res .mat, LipSDP weights .mat, .npz or torch state dict; several, or a folder",
     )
     _add_cluster_options(p)
-    p.add_argument("--activation", default="tanh", choices=["tanh", "relu", "sigmoid"])
-    p.add_argument("--solver", default=None)
-    p.add_argument("--samples", type=int, default=10_000, help="points for the sampled lower bound")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--activation", default="tanh", choices=["tanh", "relu", "sigmoid"],
+        help="the hidden layers' activation, which sets the slope sector (default: tanh)",
+    )
+    p.add_argument(
+        "--solver", default=None,
+        help="SDP solver: CLARABEL, SCS, CVXOPT or MOSEK (default: Clarabel or $PYLIP_SOLVER)",
+    )
+    p.add_argument(
+        "--samples", type=int, default=10_000,
+        help="Gaussian input points for the sampled lower bound (default: 10000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled points (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_certify)
 
     p = sub.add_parser(
@@ -352,8 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="run both examples and print Tables I and II side by side")
     _add_run_options(p, hyper=False)
     p.add_argument(
-        "--jobs", type=int, default=min(2, os.cpu_count() or 1),
-        help="worker processes (the two examples run in parallel by default on 2+ cores)",
+        "--jobs", type=int, default=None,
+        help="worker processes, 1 or 2 (default: 2 on 2+ cores when --scale >= 0.5, else 1: "
+        "starting the workers costs more than a short run gains)",
     )
     p.set_defaults(func=_cmd_reproduce)
 
@@ -387,15 +453,75 @@ def build_parser() -> argparse.ArgumentParser:
         "parity-report",
         help="compare every installed solver with the original's reference outputs",
     )
-    p.add_argument("--solver", action="append", help="only this solver (repeatable)")
+    p.add_argument("--solver", action="append", help="only this solver (repeatable; default: all installed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_cmd_parity_report)
     return parser
+
+
+# (option, smallest value, what it is): checked before any work starts
+ARGUMENT_MINIMA = (
+    ("samples", 1, "points of the sampled lower bound"),
+    ("seed", 0, "a seed"),
+    ("threads", 1, "torch threads"),
+    ("jobs", 1, "worker processes"),
+    ("workers", 0, "Dask worker processes (0: run in this process)"),
+    ("log_certificate_every", 0, "logged steps between certificates (0: never)"),
+    ("epochs", 1, "SGD steps"),
+    ("epochs_nom", 1, "SGD steps"),
+    ("epochs_L2", 1, "SGD steps"),
+    ("it_ADMM", 1, "ADMM iterations"),
+)
+POSITIVE_NUMBERS = ("scale", "lr", "rho", "mu", "lmbd")
+TRAINING_COMMANDS = ("reproduce", "sin-example", "classifier-example", "digits-example")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every option's value, the solver and torch (for training) checked before any work or output."""
+    for dest, minimum, what in ARGUMENT_MINIMA:
+        value = getattr(args, dest, None)
+        if value is not None and value < minimum:
+            flag = "--" + dest.replace("_", "-")
+            raise InputError(f"{flag} must be >= {minimum} ({what}), got {value}")
+    for dest in POSITIVE_NUMBERS:
+        value = getattr(args, dest, None)
+        if value is not None and not (value > 0 and value != float("inf")):
+            raise InputError(f"--{dest} must be a finite number > 0, got {value}")
+    if getattr(args, "ind_Lip", None) not in (None, 1, 2):
+        raise InputError(
+            f"--ind-Lip must be 1 (Lipschitz regularisation, eq. 9) or 2 (enforce L_des, eq. 12), "
+            f"got {args.ind_Lip}"
+        )
+    if getattr(args, "jobs", None) is not None and args.jobs > 2:
+        raise InputError(f"--jobs must be 1 or 2 (reproduce runs two examples), got {args.jobs}")
+    _check_solvers(getattr(args, "solver", None))
+    if args.command in TRAINING_COMMANDS:
+        require_torch(f"pylip {args.command}")
+
+
+def _check_solvers(solver: str | list[str] | None) -> None:
+    from .solvers import resolve_solver
+
+    for name in solver if isinstance(solver, list) else [solver]:
+        if name is not None:
+            resolve_solver(name)
+
+
+def require_torch(what: str) -> None:
+    """Raise InputError naming the extra to install if torch is missing."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError(
+            f"{what} trains networks with torch, which is not installed: pip install 'pylip[train]'"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     request_avx2_mkl()  # the recorded runs' arithmetic on AVX-512 CPUs too (pylip.cpu_arithmetic)
     args = build_parser().parse_args(argv)
     try:
+        check_arguments(args)
         return int(args.func(args))
     except PylipError as exc:
         print(f"pylip: error: {exc}", file=sys.stderr)

@@ -18,13 +18,14 @@ from .admm import MODES, LipschitzStep
 from .certificate import DEFAULT_MARGIN, certify
 from .errors import InputError
 from .sampling import as_generator
-from .validation import as_dim, as_matrix, as_vector
+from .validation import as_dim, as_mapping, as_matrix, as_number, as_vector
 
 N_CHECK_SAMPLES = 10_000  # the original's sample count for its checks
 
 
 def weight_pair(parameters: Mapping[str, Any], required: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """``W0, W1`` of an original ``parameters`` dict, after checking its ``required`` fields."""
+    as_mapping(parameters, "parameters", ", ".join(required) + " (initialize_parameters builds them)")
     for key in required:
         if key not in parameters:
             raise InputError(f"parameters has no field '{key}' (needs {', '.join(required)})")
@@ -43,6 +44,8 @@ def one_hidden_layer(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``W0, W1, b0, b1`` from an original ``parameters`` dict, checked against ``dims``."""
     W0, W1 = weight_pair(parameters, ("W0", "W1", "b0", "b1"))
+    if dims is not None:
+        as_mapping(dims, "x", "n_x, n_h, n_y")
     b0 = as_vector(parameters["b0"], "parameters['b0']", W0.shape[0])
     b1 = as_vector(parameters["b1"], "parameters['b1']", W1.shape[0])
     if dims is not None:
@@ -154,7 +157,8 @@ def compiled_step(
     dims: tuple[int, int, int], T: np.ndarray, mode: str, solver: str | None, beta: float = 1.0
 ) -> LipschitzStep:
     """A compiled :class:`~pylip.admm.LipschitzStep`, reused across ADMM iterations."""
-    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver, float(beta))
+    beta = as_number(beta, "beta")
+    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver, beta)
     step = _STEP_CACHE.get(key)
     if step is None:
         step = LipschitzStep(*dims, T, mode=mode, solver=solver, beta=beta)
@@ -170,10 +174,12 @@ def clear_step_cache() -> None:
 
 
 def _mode(ind_Lip: Any) -> str:
-    try:
-        key = int(np.asarray(ind_Lip).reshape(()))
-    except (TypeError, ValueError):
-        key = None
+    """1 or 2, given as a number or a MATLAB-engine ``[[2.0]]``; strings, bools and 2.7 are refused."""
+    array = np.asarray(ind_Lip) if not isinstance(ind_Lip, (str, bool)) else np.asarray(None)
+    key = None
+    if array.size == 1 and array.dtype.kind in "iuf":
+        value = float(array.reshape(()))
+        key = int(value) if value.is_integer() else None
     if key not in MODES:
         raise InputError(
             f"ind_Lip must be 1 (Lipschitz regularisation, eq. 9) or 2 (enforce L_des, eq. 12), "
@@ -205,6 +211,7 @@ def solve_sdp(
         ``Y0, Y1`` and ``Lipschitz`` (``sqrt`` of the step's ``L^2``; ``L_des``
         itself in mode 2) set.
     """
+    as_mapping(x, "x", "T, rho, mu, ind_Lip and L_des")
     W0, W1 = weight_pair(parameters, ("W0", "W1", "Y0", "Y1"))
     for key in ("T", "rho", "mu", "ind_Lip"):
         if key not in x:
@@ -262,7 +269,8 @@ def initialize_parameters(weights: Sequence[Any], biases: Sequence[Any]) -> dict
     parameters: dict[str, Any] = {}
     for i, (w, b) in enumerate(zip(weights, biases)):
         W = as_matrix(w, f"weights[{i}]")
-        bias = np.array(b, dtype=np.float64)
+        as_vector(b, f"biases[{i}]", W.shape[0])
+        bias = np.array(b, dtype=np.float64)  # the original's layout (row, column or flat) is kept
         parameters[f"W{i}"] = W.copy()
         parameters[f"W{i}_bar"] = W.copy()
         parameters[f"b{i}"] = bias

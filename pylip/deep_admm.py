@@ -44,7 +44,6 @@ the feasible set is convex and contains ``W = 0`` strictly, whatever the depth.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +51,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from . import lmi
+from . import lmi, memory, solvers
 from .admm import checked_step_settings, step_objective
 from .certificate import DEFAULT_MARGIN
 from .errors import CertificateError, InputError, SolverError
@@ -282,6 +281,8 @@ class DeepLipschitzStep:
         self.solver = resolve_solver(solver)
         self.margin = float(margin)
         self._t = multiplier_vector(T, self.n_hidden)
+        what = f"multi-layer Lipschitz step (10b, {mode}) SDP"
+        memory.require_step_fits(what, self.problem_sizes, self.solver, fast_available=False)
         self._build()
 
     # -- the multiplier -------------------------------------------------------------
@@ -402,16 +403,12 @@ class DeepLipschitzStep:
                 raise
             failure = exc
         for options in FALLBACK_OPTIONS[self.solver]:
-            start = time.perf_counter()
             try:
-                self.problem.solve(solver=self.solver, **options)
-            except cp.error.SolverError:
+                info = solvers.solve(self.problem, self.solver, what=what, options=options)
+            except SolverError:
                 continue
-            if self.problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-                logger.info(
-                    "%s: %s failed at its default tolerances, solved at %s", what, self.solver, options
-                )
-                return SolveInfo(self.solver, self.problem.status, time.perf_counter() - start), True
+            logger.info("%s: %s failed at its default tolerances, solved at %s", what, self.solver, options)
+            return info, True
         raise failure
 
     def max_eigenvalue(self, W_bar: Sequence[np.ndarray], squared_bound: float) -> float:

@@ -397,4 +397,8 @@ def format_comparison(result: ExampleResult, cells: list[Cell], *, judged: bool 
             f"{c.net:8s} {c.column:6s} {c.value:11.5g} {c.original:11.5g} {paper} "
             f"{c.vs_original:9.3%} {to_paper}  {('yes' if c.ok else 'NO') if judged else '-'}"
         )
+    lines.append(
+        f"ok: within {PARITY_RTOL:.1%} of the original's run, and no farther from the paper than the "
+        f"original's run plus {PARITY_RTOL:.1%} (reference/README.md states why)"
+    )
     return "\n".join(lines)

@@ -45,7 +45,7 @@ def load_networks(path: str | os.PathLike[str]) -> list[Network]:
     if suffix == ".mat":
         return _from_mat(file)
     if suffix == ".npz":
-        return [_from_arrays(file.stem, dict(np.load(file)))]
+        return [_from_arrays(file.stem, _read_npz(file), source=file.name)]
     if suffix in (".pt", ".pth"):
         return [_from_state_dict(file)]
     raise InputError(
@@ -72,24 +72,12 @@ def _cells(value: object) -> list[np.ndarray]:
 
 
 def _from_mat(file: Path) -> list[Network]:
-    content = scipy.io.loadmat(file)
+    content = _read_mat(file)
     if "res" in content:
-        res: Any = _unwrap(content["res"])
-        fields = res.dtype.names or ()
-        nets = []
-        for name, suffix in RES_NETS:
-            if f"weights{suffix}" in fields:
-                weights = as_weight_list(_cells(res[f"weights{suffix}"]), f"res.weights{suffix}")
-                biases = [
-                    as_vector(b, f"res.biases{suffix}[{i}]", w.shape[0])
-                    for i, (w, b) in enumerate(zip(weights, _cells(res[f"biases{suffix}"])))
-                ]
-                nets.append(Network(name, weights, biases))
-        if not nets:
-            raise InputError(f"{file.name}: struct 'res' has no 'weights*' fields")
-        return nets
+        return _from_res(file, _unwrap(content["res"]))
     if "weights" in content:
-        return [Network(file.stem, as_weight_list(_cells(content["weights"]), "weights"), None)]
+        weights = _numeric_cells(file, content["weights"], "cell array 'weights'")
+        return [Network(file.stem, as_weight_list(weights, f"{file.name} 'weights'"), None)]
     raise InputError(
         f"{file.name} holds neither a struct 'res' (the original's results) nor a cell "
         f"array 'weights' (LipSDP); variables found: "
@@ -97,19 +85,85 @@ def _from_mat(file: Path) -> list[Network]:
     )
 
 
-def _numbered(arrays: dict[str, np.ndarray], prefix: str) -> list[np.ndarray]:
+def _from_res(file: Path, res: Any) -> list[Network]:
+    """The four nets of the original's ``res`` struct (each with its weights and biases)."""
+    fields = getattr(getattr(res, "dtype", None), "names", None) or ()
+    nets = []
+    for name, suffix in RES_NETS:
+        if f"weights{suffix}" not in fields:
+            continue
+        if f"biases{suffix}" not in fields:
+            raise InputError(
+                f"{file.name}: struct 'res' has 'weights{suffix}' but no 'biases{suffix}'; expected "
+                "both, as the original's drivers save them (or save the weights alone as LipSDP's "
+                "cell array 'weights')"
+            )
+        weights = as_weight_list(
+            _numeric_cells(file, res[f"weights{suffix}"], f"res.weights{suffix}"),
+            f"{file.name} res.weights{suffix}",
+        )
+        cells = _numeric_cells(file, res[f"biases{suffix}"], f"res.biases{suffix}")
+        if len(cells) != len(weights):
+            raise InputError(
+                f"{file.name}: res.biases{suffix} has {len(cells)} vectors but res.weights{suffix} "
+                f"has {len(weights)} matrices; expected one bias per layer"
+            )
+        biases = [
+            as_vector(b, f"{file.name} res.biases{suffix}[{i}]", w.shape[0])
+            for i, (w, b) in enumerate(zip(weights, cells))
+        ]
+        nets.append(Network(name, weights, biases))
+    if not nets:
+        raise InputError(f"{file.name}: struct 'res' has no 'weights*' fields")
+    return nets
+
+
+def _numeric_cells(file: Path, value: object, what: str) -> list[np.ndarray]:
+    """:func:`_cells`, with an error naming the file if an entry is not numeric."""
+    try:
+        return _cells(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{file.name}: {what} must hold numeric matrices ({exc})") from None
+
+
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` archive (never unpickling: object arrays are refused)."""
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise ValueError("it holds a single .npy array, not an archive")
+            return {k: archive[k] for k in archive.files}
+    except Exception as exc:  # numpy raises many types for damaged or non-npz files
+        raise InputError(
+            f"{file.name} is not a readable .npz archive of numeric arrays W0, W1, ... "
+            f"(np.savez writes one; object arrays are not read): {exc}"
+        ) from None
+
+
+def _numbered(arrays: dict[str, np.ndarray], prefix: str, name: str = "") -> list[np.ndarray]:
+    """Arrays ``prefix0, prefix1, ...`` in order; a gap in the numbering is an error."""
     keys = sorted(
         (int(m.group(1)), k) for k in arrays if (m := re.fullmatch(rf"{prefix}(\d+)", k))
     )
+    expected = list(range(len(keys)))
+    if [i for i, _ in keys] != expected:
+        raise InputError(
+            f"{name}: arrays {', '.join(k for _, k in keys)} leave a gap; expected "
+            f"{', '.join(f'{prefix}{i}' for i in expected)} (one per layer, numbered from 0)"
+        )
     return [arrays[k] for _, k in keys]
 
 
-def _from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Network:
-    weights = _numbered(arrays, "W")
+def _from_arrays(name: str, arrays: dict[str, np.ndarray], source: str | None = None) -> Network:
+    where = source or name
+    weights = _numbered(arrays, "W", where)
     if not weights:
-        raise InputError(f"{name}: expected arrays named W0, W1, ... (and optionally b0, b1, ...)")
-    matrices = as_weight_list(weights)
-    biases = _numbered(arrays, "b")
+        found = ", ".join(arrays) or "no arrays"
+        raise InputError(
+            f"{where}: expected arrays named W0, W1, ... (and optionally b0, b1, ...); found {found}"
+        )
+    matrices = as_weight_list(weights, f"{where} weights")
+    biases = _numbered(arrays, "b", where)
     vectors = (
         [as_vector(b, f"b{i}", w.shape[0]) for i, (w, b) in enumerate(zip(matrices, biases))]
         if len(biases) == len(matrices)
@@ -125,13 +179,58 @@ def _from_state_dict(file: Path) -> Network:
         raise InputError(
             f"reading {file.name} needs torch: pip install 'pylip[train]'"
         ) from None
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    state = _torch_load(file, torch)
     if not isinstance(state, dict):
-        raise InputError(f"{file.name} does not hold a state dict (a mapping of tensors)")
+        raise InputError(
+            f"{file.name} holds a {type(state).__name__}, not a state dict; expected a mapping of "
+            "tensors as torch.save(model.state_dict(), path) writes"
+        )
+    _require_linear_layers(file, state)
     weights = [v.double().numpy() for k, v in state.items() if k.endswith("weight")]
     biases = [v.double().numpy() for k, v in state.items() if k.endswith("bias")]
     matrices = as_weight_list(weights, f"{file.name} weights")
     return Network(file.stem, matrices, biases if len(biases) == len(matrices) else None)
+
+
+def _torch_load(file: Path, torch: Any) -> Any:
+    """``torch.load`` of tensors only, with damaged files and pickled models as InputError."""
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises EOFError, UnpicklingError, RuntimeError, ...
+        detail = " ".join(str(exc).split())[:200]
+        whole_model = "weights only load failed" in detail.lower()
+        hint = (
+            "it looks like a whole pickled model, which is not unpickled (it could run code): "
+            "save model.state_dict() instead"
+            if whole_model
+            else "the file is empty, damaged or not written by torch.save"
+        )
+        raise InputError(
+            f"{file.name} is not a readable torch state dict ({hint}); expected "
+            f"torch.save(model.state_dict(), path) of Linear layers [{type(exc).__name__}: {detail}]"
+        ) from None
+
+
+_NORMALISATION_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _require_linear_layers(file: Path, state: dict[str, Any]) -> None:
+    """Refuse state dicts of layers other than Linear (convolution, normalisation, ...)."""
+    for key, value in state.items():
+        layer = key.rsplit(".", 1)[0]
+        ndim = getattr(value, "ndim", None)
+        if key.endswith(_NORMALISATION_BUFFERS) or (key.endswith("weight") and ndim == 1):
+            kind = "a normalisation layer"
+        elif key.endswith("weight") and ndim is not None and ndim != 2:
+            kind = f"a layer with a {ndim}-D weight (convolution?)"
+        elif not key.endswith(("weight", "bias")):
+            kind = f"an entry '{key}' that is neither a weight nor a bias"
+        else:
+            continue
+        raise InputError(
+            f"{file.name}: layer '{layer}' is {kind}, which is not supported; pylip certifies "
+            "feed-forward nets of Linear layers (2-D weights, 1-D biases) with elementwise activations"
+        )
 
 
 def res_struct(result: Any) -> dict[str, Any]:
@@ -290,7 +389,7 @@ def _certificate_from_mapping(file: Path, content: dict[str, Any], *, mat: bool)
     if mat and "weights" in content:
         network = Network(file.stem, as_weight_list(_cells(content["weights"]), "weights"), None)
     elif not mat and any(re.fullmatch(r"W\d+", k) for k in content):
-        network = _from_arrays(file.stem, content)
+        network = _from_arrays(file.stem, content, source=file.name)
     return StoredCertificate(
         L=_scalar(content[bound_key], f"{file.name} '{bound_key}'"),
         T=np.asarray(_unwrap(content["T"]), dtype=np.float64),

@@ -562,14 +562,22 @@ def train_lipschitz(
                 return total
 
             loss = float("nan")
+            before = mlp_weights(model)
             for epoch in range(admm.epochs_per_iteration):
                 loss = epochs.run(penalty, f"{where}, W step (10a) epoch {epoch + 1}")
             W = mlp_weights(model)
+            growth = _w_step_growth(before, W)
+            if not math.isfinite(growth):
+                raise TrainingError(_diverged_w_step(where, growth, fit_config, rho))
             try:
                 result = step.solve(W, Y, rho=rho, mu=admm.mu, L_des=L_des)
             except SolverError as exc:
+                if growth > W_STEP_BLOW_UP:
+                    raise TrainingError(_diverged_w_step(where, growth, fit_config, rho)) from exc
                 raise SolverError(f"{where}, Lipschitz step (10b): {exc}", status=exc.status) from exc
             except CertificateError as exc:
+                if growth > W_STEP_BLOW_UP:
+                    raise TrainingError(_diverged_w_step(where, growth, fit_config, rho)) from exc
                 raise TrainingError(f"{where}, Lipschitz step (10b): {exc}") from exc
             W_bar, Y, squared = result.W_bar, result.Y, result.squared_bound
             record = {
@@ -707,6 +715,29 @@ def _bar_network(
             "no finite Lipschitz bound could be certified for the W_bar network with the final T"
         )
     return bar_model, bound
+
+
+W_STEP_BLOW_UP = 1e3  # a W step that grows the weights' norm this much has diverged
+
+
+def _w_step_growth(before: list[np.ndarray], after: list[np.ndarray]) -> float:
+    """How much the W step (10a) grew the largest layer norm (inf if it left NaN or inf)."""
+    if not all(np.all(np.isfinite(w)) for w in after):
+        return math.inf
+    old = max(float(np.linalg.norm(w)) for w in before)
+    new = max(float(np.linalg.norm(w)) for w in after)
+    return new / old if old > 0 else (1.0 if new == 0 else math.inf)
+
+
+def _diverged_w_step(where: str, growth: float, fit_config: FitConfig, rho: float) -> str:
+    what = (
+        "left NaN or inf in the weights" if not math.isfinite(growth)
+        else f"grew the weights' largest norm {growth:.3g}-fold, so the Lipschitz step (10b) has no solution"
+    )
+    return (
+        f"{where}: the W step (10a) diverged: it {what}; lower the learning rate FitConfig.lr "
+        f"(now {fit_config.lr:g}) or the penalty ADMMConfig.rho (now {rho:g})"
+    )
 
 
 def _loss_of(model: nn.Sequential, W: list[np.ndarray], X: torch.Tensor, y: torch.Tensor, loss: str) -> float:

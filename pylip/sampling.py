@@ -12,14 +12,13 @@ from typing import Any
 import numpy as np
 
 from .activations import get_activation
-from .validation import as_vector, as_weight_list
+from .errors import InputError
+from .validation import as_count, as_number, as_seed, as_vector, as_weight_list
 
 
 def as_generator(rng: np.random.Generator | int | None, default_seed: int = 0) -> np.random.Generator:
     """A numpy Generator from a Generator, a seed, or ``None`` (a fixed default seed)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(default_seed if rng is None else rng)
+    return as_seed(default_seed if rng is None else rng)
 
 
 def forward(
@@ -63,6 +62,9 @@ def sampled_lower_bound(
     """
     matrices = as_weight_list(weights)
     vectors = _biases(matrices, biases)
+    n_samples = as_count(n_samples, "n_samples", 1)
+    if not as_number(scale, "scale") > 0:
+        raise InputError(f"scale (the inputs' standard deviation) must be > 0, got {scale}")
     generator = as_generator(rng)
     x = scale * generator.standard_normal((n_samples, matrices[0].shape[1]))
     chunks = np.array_split(x, max(1, n_samples // 2000))

@@ -118,16 +118,38 @@ def _require_mosek_licence() -> None:
         )
 
 
-def solve(problem: cp.Problem, solver: str, *, what: str, warm_start: bool = False) -> SolveInfo:
-    """Solve ``problem`` and raise :class:`SolverError` unless it reports an optimum."""
+def solve(
+    problem: cp.Problem,
+    solver: str,
+    *,
+    what: str,
+    warm_start: bool = False,
+    options: dict[str, object] | None = None,
+) -> SolveInfo:
+    """Solve ``problem`` and raise :class:`SolverError` unless it reports an optimum.
+
+    ``options`` replace the solver's :data:`SOLVER_OPTIONS`. Without ``warm_start``
+    the result does not depend on earlier solves of the same (cached) problem.
+    Any exception of the solver other than ``KeyboardInterrupt``/``SystemExit``
+    (a Rust solver's panic is a ``BaseException``) becomes a :class:`SolverError`.
+    """
+    settings = SOLVER_OPTIONS.get(solver, {}) if options is None else options
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():
             # cvxpy warns on OPTIMAL_INACCURATE; pylip records the status and checks the LMI itself
             warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
-            problem.solve(solver=solver, warm_start=warm_start, **SOLVER_OPTIONS.get(solver, {}))
+            problem.solve(solver=solver, warm_start=warm_start, **settings)
     except cp.error.SolverError as exc:
         raise SolverError(f"{solver} failed on the {what}: {exc}", status="solver_error") from exc
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a Rust solver's panic is a BaseException
+        raise SolverError(
+            f"{solver} crashed on the {what} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+            + _status_hint(None),
+            status="solver_error",
+        ) from exc
     elapsed = time.perf_counter() - start
     status = problem.status
     if status not in _OK_STATUSES:

@@ -450,7 +450,9 @@ class MeinNetz(nn.Module):
         show = config.progress if show_progress is None else show_progress
         loop = self._compiled_loop if config.compiled_engine else self._sgd_loop
         with torch.enable_grad(), tqdm(total=steps, disable=not show, unit="step", leave=False) as bar:
-            return loop(config, steps, lmbd, rho, multipliers, bar)
+            courses = loop(config, steps, lmbd, rho, multipliers, bar)
+        self._require_finite_parameters(config, f"the end of {steps} SGD steps", rho)
+        return courses
 
     def _sgd_loop(
         self,
@@ -528,6 +530,7 @@ class MeinNetz(nn.Module):
                 f"training diverged: the MSE is {mse} at SGD step {step}; lower TrainingConfig.lr "
                 f"(now {config.lr})"
             )
+        self._require_finite_parameters(config, f"SGD step {step}")
         weights, biases = self.extract_weights()
         every = config.log_certificate_every
         L = math.nan
@@ -673,6 +676,19 @@ class MeinNetz(nn.Module):
             reg = term if reg is None else reg + term
         assert reg is not None
         return reg
+
+    def _require_finite_parameters(
+        self, config: TrainingConfig, where: str, rho: float | None = None
+    ) -> None:
+        """Raise :class:`TrainingError` if SGD left NaN or inf in a weight or bias (a cheap check)."""
+        with torch.no_grad():
+            bad = [name for name, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise TrainingError(
+                f"training diverged: SGD left NaN or inf in {', '.join(bad)} at {where}; lower "
+                f"TrainingConfig.lr (now {config.lr})"
+                + (f" or rho (now {rho})" if rho is not None else "")
+            )
 
     def _check_w_step(self, where: str) -> float:
         """The data MSE after a W step; raise if it or any weight is NaN or inf."""

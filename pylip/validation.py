@@ -8,7 +8,7 @@ biases as flat vectors, ``1 x n`` rows or ``n x 1`` columns.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,8 +16,27 @@ import numpy as np
 from .errors import InputError
 
 
+def _reject_complex(value: Any, name: str) -> None:
+    """Complex entries would be cast to their real part by numpy: refuse them instead."""
+    if _holds_complex(value):
+        raise InputError(
+            f"{name} holds complex numbers; a Lipschitz bound is defined for real weights "
+            "(pass the real part explicitly, np.real(w), if that is what is meant)"
+        )
+
+
+def _holds_complex(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind == "c"
+    try:
+        return np.asarray(value).dtype.kind == "c"
+    except (TypeError, ValueError):
+        return False
+
+
 def as_matrix(value: Any, name: str) -> np.ndarray:
     """Return ``value`` as a finite, non-empty 2-D float64 array."""
+    _reject_complex(value, name)
     try:
         array = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -38,6 +57,7 @@ def as_matrix(value: Any, name: str) -> np.ndarray:
 
 def as_vector(value: Any, name: str, length: int | None = None) -> np.ndarray:
     """Return a bias as a finite 1-D float64 array (accepts rows and columns)."""
+    _reject_complex(value, name)
     try:
         array = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -70,6 +90,11 @@ def as_weight_list(weights: Sequence[Any], name: str = "weights") -> list[np.nda
     if isinstance(weights, np.ndarray) and weights.dtype != object:
         raise InputError(
             f"{name} must be a list of weight matrices [W0, W1, ...], not a single array"
+        )
+    if isinstance(weights, (dict, str, bytes)) or not isinstance(weights, Sequence | np.ndarray):
+        hint = " (for a dict of W0, W1, ... pass [d['W0'], d['W1']])" if isinstance(weights, dict) else ""
+        raise InputError(
+            f"{name} must be a list of weight matrices [W0, W1, ...], got {type(weights).__name__}{hint}"
         )
     matrices = [as_matrix(w, f"{name}[{i}]") for i, w in enumerate(weights)]
     if len(matrices) < 2:
@@ -113,6 +138,28 @@ def as_count(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def as_mapping(value: Any, name: str, fields: str) -> Mapping[str, Any]:
+    """A dict-like argument of the original's interface (``parameters``, ``x``)."""
+    if not isinstance(value, Mapping):
+        raise InputError(
+            f"{name} must be a dict with the fields {fields}, got {type(value).__name__}"
+        )
+    return value
+
+
+def as_seed(value: Any, name: str = "rng") -> np.random.Generator:
+    """A numpy Generator from a Generator, a non-negative integer seed, or ``None`` (seed 0)."""
+    if isinstance(value, np.random.Generator):
+        return value
+    if value is None:
+        return np.random.default_rng(0)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InputError(
+            f"{name} must be a numpy Generator, a non-negative integer seed or None, got {value!r}"
+        )
+    return np.random.default_rng(int(value))
 
 
 def as_scalar(value: Any, name: str) -> float:

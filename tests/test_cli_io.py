@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +58,153 @@ def test_certify_command_on_npz(tmp_path, capsys):
 def test_command_reports_errors_without_traceback(tmp_path, capsys):
     assert main(["certify", str(tmp_path / "missing.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+# --- issue 14 item 6: arguments checked before any work, one error line, words instead of statuses ---
+
+
+def _one_error_line(capsys):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "", captured.out
+    assert len(lines) == 1 and lines[0].startswith("pylip: error: "), captured.err
+    return lines[0]
+
+
+@pytest.fixture
+def small_npz(tmp_path):
+    path = tmp_path / "net.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, W0=rng.standard_normal((4, 2)), W1=rng.standard_normal((1, 4)))
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["certify", "{npz}", "--samples", "0"], "--samples must be >= 1"),
+        (["certify", "{npz}", "--samples", "-5"], "--samples must be >= 1"),
+        (["certify", "{npz}", "--seed", "-1"], "--seed must be >= 0"),
+        (["certify", "{npz}", "--solver", "BOGUS"], "unknown solver 'BOGUS'"),
+        (["parity-report", "--solver", "bogus"], "unknown solver 'bogus'"),
+        (["digits-example", "--threads", "0"], "--threads must be >= 1"),
+        (["sin-example", "--ind-Lip", "3"], "--ind-Lip must be 1 .* or 2"),
+        (["reproduce", "--jobs", "0"], "--jobs must be >= 1"),
+        (["reproduce", "--scale", "0"], "--scale must be a finite number > 0"),
+    ],
+)
+def test_bad_arguments_are_rejected_before_any_work(argv, match, small_npz, capsys, monkeypatch):
+    from pylip import examples
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the arguments were checked")
+
+    monkeypatch.setattr(examples, "run_example", no_training)
+    assert main([a.format(npz=small_npz) for a in argv]) == 2
+    assert re.search(match, _one_error_line(capsys))
+
+
+def test_reproduce_chooses_its_workers_from_the_work():
+    from pylip.cli import _reproduce_jobs, build_parser
+
+    parse = build_parser().parse_args
+    assert _reproduce_jobs(parse(["reproduce", "--scale", "0.01"])) == 1
+    assert _reproduce_jobs(parse(["reproduce", "--jobs", "1"])) == 1
+    expected = 2 if (os.cpu_count() or 1) >= 2 else 1
+    assert _reproduce_jobs(parse(["reproduce"])) == expected
+
+
+def test_reproduce_at_another_scale_says_nothing_was_compared():
+    from pylip.cli import build_parser, reproduce_verdict
+
+    parse = build_parser().parse_args
+    assert reproduce_verdict(parse(["reproduce", "--scale", "0.01"]), [True, True]).startswith(
+        "nothing was compared"
+    )
+    assert reproduce_verdict(parse(["reproduce"]), [True, True]) == "every cell within tolerance"
+
+
+def test_reproduce_tables_state_the_tolerance_behind_ok():
+    from types import SimpleNamespace
+
+    from pylip import examples
+
+    result = SimpleNamespace(spec=SimpleNamespace(table="II", name="sin_example"))
+    cells = [examples.Cell("Lip", "L", 1.0, 1.001, None)]
+    table = examples.format_comparison(result, cells)
+    assert "ok: within 0.5% of the original's run" in table
+
+
+def test_certify_prints_the_proof_in_words_and_progress_on_stderr(small_npz, capsys):
+    assert main(["certify", str(small_npz), "--samples", "50"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("proven (") == 2
+    assert "optimal_inaccurate" not in captured.out
+    assert "no repair needed" in captured.out or "after a repair" in captured.out
+    assert "pylip: certifying net (LipSDP-neuron)" in captured.err
+    assert main(["certify", str(small_npz), "--samples", "50", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_certify_help_documents_every_option_and_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["certify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for expected in (
+        "--activation",
+        "(default: tanh)",
+        "--solver",
+        "CLARABEL, SCS",
+        "--samples",
+        "(default: 10000)",
+        "--seed",
+        "seed of the sampled points (default: 0)",
+        "--no-progress",
+    ):
+        assert expected in text
+
+
+NO_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("from pylip import *\nprint(certify.__name__)", "certify"),
+        (
+            "import pylip\ntry:\n    pylip.MeinNetz\nexcept ImportError as e:\n    print(e)",
+            "pip install 'pylip[train]'",
+        ),
+        *(
+            (f"from pylip.cli import main\nprint(main({argv!r}))", "pip install 'pylip[train]'")
+            for argv in (
+                ["reproduce"],
+                ["sin-example"],
+                ["classifier-example"],
+                ["digits-example", "--quick"],
+            )
+        ),
+    ],
+    ids=["from pylip import *", "pylip.MeinNetz", "reproduce", "sin-example", "classifier-example", "digits"],
+)
+def test_without_torch_the_training_entry_points_name_the_extra(code, expected, tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", NO_TORCH + code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(pylip.__file__).resolve().parent.parent)},
+        timeout=120,
+    )
+    assert "Traceback" not in run.stderr, run.stderr
+    assert expected in run.stdout + run.stderr
