@@ -79,7 +79,9 @@ def _from_mat(file: Path) -> list[Network]:
         nets = []
         for name, suffix in RES_NETS:
             if f"weights{suffix}" in fields:
-                weights = as_weight_list(_cells(res[f"weights{suffix}"]), f"res.weights{suffix}")
+                weights = as_weight_list(
+                    _cells(res[f"weights{suffix}"]), f"res.weights{suffix}", min_layers=1
+                )
                 biases = [
                     as_vector(b, f"res.biases{suffix}[{i}]", w.shape[0])
                     for i, (w, b) in enumerate(zip(weights, _cells(res[f"biases{suffix}"])))
@@ -89,7 +91,7 @@ def _from_mat(file: Path) -> list[Network]:
             raise InputError(f"{file.name}: struct 'res' has no 'weights*' fields")
         return nets
     if "weights" in content:
-        return [Network(file.stem, as_weight_list(_cells(content["weights"]), "weights"), None)]
+        return [Network(file.stem, as_weight_list(_cells(content["weights"]), "weights", min_layers=1), None)]
     raise InputError(
         f"{file.name} holds neither a struct 'res' (the original's results) nor a cell "
         f"array 'weights' (LipSDP); variables found: "
@@ -108,7 +110,7 @@ def _from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Network:
     weights = _numbered(arrays, "W")
     if not weights:
         raise InputError(f"{name}: expected arrays named W0, W1, ... (and optionally b0, b1, ...)")
-    matrices = as_weight_list(weights)
+    matrices = as_weight_list(weights, min_layers=1)
     biases = _numbered(arrays, "b")
     vectors = (
         [as_vector(b, f"b{i}", w.shape[0]) for i, (w, b) in enumerate(zip(matrices, biases))]
@@ -130,7 +132,7 @@ def _from_state_dict(file: Path) -> Network:
         raise InputError(f"{file.name} does not hold a state dict (a mapping of tensors)")
     weights = [v.double().numpy() for k, v in state.items() if k.endswith("weight")]
     biases = [v.double().numpy() for k, v in state.items() if k.endswith("bias")]
-    matrices = as_weight_list(weights, f"{file.name} weights")
+    matrices = as_weight_list(weights, f"{file.name} weights", min_layers=1)
     return Network(file.stem, matrices, biases if len(biases) == len(matrices) else None)
 
 
@@ -268,7 +270,8 @@ def _certificate_from_json(file: Path) -> StoredCertificate:
         )
     network = None
     if "weights" in content:
-        network = Network(file.stem, as_weight_list(content["weights"], f"{file.name} 'weights'"), None)
+        matrices = as_weight_list(content["weights"], f"{file.name} 'weights'", min_layers=1)
+        network = Network(file.stem, matrices, None)
     return StoredCertificate(
         L=_scalar(content["L"], f"{file.name} 'L'"),
         T=np.asarray(content["T"], dtype=np.float64),
@@ -288,7 +291,8 @@ def _certificate_from_mapping(file: Path, content: dict[str, Any], *, mat: bool)
         )
     network = None
     if mat and "weights" in content:
-        network = Network(file.stem, as_weight_list(_cells(content["weights"]), "weights"), None)
+        matrices = as_weight_list(_cells(content["weights"]), "weights", min_layers=1)
+        network = Network(file.stem, matrices, None)
     elif not mat and any(re.fullmatch(r"W\d+", k) for k in content):
         network = _from_arrays(file.stem, content)
     return StoredCertificate(

@@ -61,7 +61,7 @@ def sampled_lower_bound(
 
     Inputs are drawn from ``N(0, scale^2 I)``; missing biases count as zero.
     """
-    matrices = as_weight_list(weights)
+    matrices = as_weight_list(weights, min_layers=1)
     vectors = _biases(matrices, biases)
     generator = as_generator(rng)
     x = scale * generator.standard_normal((n_samples, matrices[0].shape[1]))
