@@ -171,9 +171,7 @@ def slope_sector(
     base = get_activation(activation or "tanh")
     a = base.alpha if alpha is None else alpha
     b = base.beta if beta is None else beta
-    if np.ndim(a) == 0 and np.ndim(b) == 0 and not isinstance(a, (list, tuple)) and not isinstance(
-        b, (list, tuple)
-    ):
+    if _is_number(a) and _is_number(b):
         return check_sector(_sector_number(a, "alpha"), _sector_number(b, "beta"))
     if hidden_sizes is None:
         raise InputError("per-neuron alpha and beta need the network's hidden layer sizes")
@@ -191,6 +189,10 @@ def slope_sector(
     return va, vb
 
 
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, (list, tuple)) and np.ndim(value) == 0
+
+
 def _sector_number(value: Any, name: str) -> float:
     try:
         return float(value)
@@ -201,10 +203,10 @@ def _sector_number(value: Any, name: str) -> float:
 def _sector_vector(value: Any, name: str, hidden_sizes: Sequence[int]) -> np.ndarray:
     """One entry per hidden neuron from a number, a flat vector, or one entry per hidden layer."""
     n_hidden = int(sum(hidden_sizes))
-    if np.ndim(value) == 0 and not isinstance(value, (list, tuple)):
+    if _is_number(value):
         return np.full(n_hidden, _sector_number(value, name))
     items = list(value)
-    if len(items) == len(hidden_sizes) and any(np.ndim(item) > 0 for item in items):
+    if len(items) == len(hidden_sizes) and any(not _is_number(item) for item in items):
         parts = []
         for k, (item, size) in enumerate(zip(items, hidden_sizes)):
             part = np.asarray(item, dtype=np.float64).reshape(-1)

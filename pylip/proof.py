@@ -454,7 +454,8 @@ def verify(
         L: the bound to prove.
         T: the multiplier, diagonal ``N x N`` or its diagonal (``N`` hidden
             neurons); non-negative.
-        activation, alpha, beta: the slope sector, as in :func:`pylip.certify`.
+        activation, alpha, beta: the slope sector, as in :func:`pylip.certify`
+            (per-neuron vectors included).
         exact: prove in exact rational arithmetic instead.
 
     Returns:
@@ -473,7 +474,7 @@ def verify(
         raise InputError(f"L must be a finite number >= 0, got {L!r}")
     n_hidden = sum(w.shape[0] for w in matrices[:-1])
     t = multiplier_diagonal(T, n_hidden)
-    a, b = slope_sector(activation, alpha, beta)
+    a, b = slope_sector(activation, alpha, beta, [w.shape[0] for w in matrices[:-1]])
     prover = prove_certificate_exact if exact else prove_certificate
     return prover(matrices, t, bound, a, b)
 
