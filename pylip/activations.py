@@ -71,6 +71,7 @@ class Activation:
     derivative: Callable[[np.ndarray], np.ndarray]
     slope_range: Interval
     value_range: Interval
+    piecewise_linear: bool = False  # slopes exact (no rounding), fixed neurons exactly [s, s]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -145,7 +146,7 @@ def _piecewise_linear(name: str, kinks: tuple[float, ...], pieces: tuple[float, 
 
     return Activation(name, min(pieces), max(pieces), function, derivative,
                       _kinked_slopes(kinks, pieces), _monotone_values(function) if min(pieces) >= 0
-                      else _leaky_values(function))
+                      else _leaky_values(function), piecewise_linear=True)
 
 
 def _leaky_values(function: Callable[[np.ndarray], np.ndarray]) -> Interval:
