@@ -14,7 +14,9 @@ Two ways to get ``L_ij`` (``method``):
 
 * ``"sdp"``: the SDP (6) for each pair network (:func:`pylip.certify`); tight,
   one solve per pair. One hidden layer uses the reduced formulation (a
-  ``(min(n_x, n_h) + 1)``-square cone: cheap).
+  ``(min(n_x, n_h) + 1)``-square cone: cheap), compiled once for all pairs with
+  the row as a cvxpy parameter (:class:`ReducedPairProblem`); deeper nets solve
+  with ``W0`` reduced to its row space (:func:`certify_reduced_input`).
 * ``"fixed_T"``: the global certificate's multiplier ``T`` with each pair's
   own smallest ``L^2`` for it, a Schur complement
   (:func:`pylip.lmi.minimal_squared_bound`) and no SDP. Since
@@ -41,8 +43,15 @@ from typing import Any
 import numpy as np
 
 from . import lmi, proof
-from .certificate import Certificate, _checked_certificate, certify, slope_sector
-from .errors import InputError
+from .certificate import (
+    REPAIR_TOLERANCE,
+    Certificate,
+    _checked_certificate,
+    _repair_size,
+    certify,
+    slope_sector,
+)
+from .errors import CertificateError, InputError, SolverError
 from .validation import as_weight_list
 
 METHODS = ("auto", "sdp", "fixed_T")
@@ -119,15 +128,16 @@ def certify_margins(
     np.fill_diagonal(pair_bounds, 0.0)
     logit_bounds = np.full(n_out, np.inf)
     certificates: dict[Any, Certificate] = {}
+    compiled = _compiled_pair_problem(matrices, method, options)
     for i, j in chosen:
         row, residual = difference_row(matrices[-1], i, j)
-        cert = _one_output_certificate(matrices, row, glob, method, options)
+        cert = _one_output_certificate(matrices, row, glob, method, options, compiled)
         bound = cert.bound + _rounding_correction(matrices, residual, cert.alpha, cert.beta)
         certificates[(i, j)] = cert
         pair_bounds[i, j] = pair_bounds[j, i] = min(bound, cap)
     if logits:
         for i in range(n_out):
-            cert = _one_output_certificate(matrices, matrices[-1][i : i + 1], glob, method, options)
+            cert = _one_output_certificate(matrices, matrices[-1][i : i + 1], glob, method, options, compiled)
             certificates[i] = cert
             logit_bounds[i] = min(cert.bound, glob.bound)  # |f_i(x) - f_i(y)| <= ||f(x) - f(y)||
     return MarginBounds(pair_bounds, logit_bounds, glob.bound, method, certificates,
@@ -175,13 +185,37 @@ def _sqrt2_times(bound: float) -> float:
     return float(np.nextafter(math.sqrt(2.0) * bound * (1.0 + 4 * UNIT), np.inf))
 
 
+def _compiled_pair_problem(
+    matrices: list[np.ndarray], method: str, options: dict[str, Any]
+) -> ReducedPairProblem | None:
+    """One hidden layer, ``"sdp"``: the pair SDP compiled once (``bench/margins.py`` measures the gain)."""
+    if method != "sdp" or len(matrices) != 2:
+        return None
+    a, b = slope_sector(options["activation"], options["alpha"], options["beta"], [matrices[0].shape[0]])
+    return ReducedPairProblem(matrices[0], a, b, solver=options["solver"])
+
+
 def _one_output_certificate(
-    matrices: list[np.ndarray], row: np.ndarray, glob: Certificate, method: str, options: dict[str, Any]
+    matrices: list[np.ndarray],
+    row: np.ndarray,
+    glob: Certificate,
+    method: str,
+    options: dict[str, Any],
+    compiled: ReducedPairProblem | None = None,
 ) -> Certificate:
     """The proven certificate of the network ``[W0, ..., W_{l-1}, row]``."""
     net = [*matrices[:-1], row]
     if len(matrices) == 1:
         return certify(net)
+    if compiled is not None and np.any(row):
+        try:
+            cert = compiled.certify(row)
+        except (SolverError, CertificateError):
+            cert = None
+        # a poor solver point (large repair) goes to certify, which re-solves with the next solver
+        if cert is not None and _repair_size(cert) <= REPAIR_TOLERANCE:
+            return cert
+        return certify(net, **options)
     if method == "sdp" or not np.any(row):
         return certify_reduced_input(net, **options)
     structure = lmi.network_structure(net)
@@ -216,3 +250,68 @@ def certify_reduced_input(weights: list[np.ndarray], **options: Any) -> Certific
         form=solved.form, solver=solved.solver, status=solved.status, solve_time=solved.solve_time,
         margin=solved.margin, weights=weights,
     )
+
+
+class ReducedPairProblem:
+    """The reduced SDP (:mod:`pylip.reduced`) of ``[W0, c']`` for any row ``c``, compiled once.
+
+    For one hidden layer and one output the reduced matrix is
+    ``G = [[L^2 I - U' diag(c1 t) U, -(c2 v U)'], [-(c2 v U), 1 - 1/2 sum_k v_k^2 s_k]]``
+    with ``U`` the reduced ``W0`` and ``v`` the (scaled) row: affine in the
+    parameters ``v`` and ``v^2``, so cvxpy compiles the problem once (DPP) and
+    each pair only re-solves. The solution is proven like every certificate
+    (:func:`pylip.certificate._checked_certificate`).
+    """
+
+    def __init__(self, W0: np.ndarray, alpha: Any, beta: Any, *, margin: float = 1e-9,
+                 solver: str | None = None) -> None:
+        import cvxpy as cp
+
+        from .certificate import _Normalization
+        from .reduced import reduce_input
+        from .solvers import resolve_solver
+
+        self.W0, self.alpha, self.beta, self.margin = W0, alpha, beta, margin
+        self.solver = resolve_solver(solver)
+        steepest = np.maximum(np.abs(alpha), np.abs(beta))
+        probe = _Normalization([W0, np.ones((1, W0.shape[0]))], fold_beta=steepest)
+        a, b = probe.sector(alpha, beta)
+        n_h = W0.shape[0]
+        U = reduce_input(probe.weights[0])
+        r = U.shape[1]
+        c1 = np.broadcast_to(0.5 * (np.asarray(b) - np.asarray(a)) ** 2, (n_h,)).astype(np.float64)
+        c2 = np.broadcast_to(0.5 * (np.asarray(a) + np.asarray(b)), (n_h,)).astype(np.float64)
+        self.row = cp.Parameter(n_h, name="row")
+        self.row_squared = cp.Parameter(n_h, nonneg=True, name="row_squared")
+        self.squared = cp.Variable(name="L2")
+        self.t = cp.Variable(n_h, name="t")
+        self.s = cp.Variable(n_h, name="s")
+        top = self.squared * np.eye(r) - U.T @ cp.diag(cp.multiply(c1, self.t)) @ U
+        cross = cp.reshape(-(cp.multiply(self.row, c2) @ U), (1, r), order="F")
+        corner = cp.reshape(1.0 - 0.5 * (self.row_squared @ self.s), (1, 1), order="F")
+        G = cp.bmat([[top, cross.T], [cross, corner]])
+        self.problem = cp.Problem(cp.Minimize(self.squared), [
+            0.5 * (G + G.T) >> margin * np.eye(r + 1),
+            cp.SOC(self.s + self.t, cp.vstack([2.0 * np.ones((1, n_h)), cp.reshape(self.s - self.t, (1, n_h),
+                                                                                 order="F")]), axis=0),
+        ])
+
+    def certify(self, row: np.ndarray) -> Certificate:
+        """The proven certificate of ``[W0, row]`` (``row``: ``1 x n_h``)."""
+        from .certificate import _Normalization
+        from .solvers import solve, value_of
+
+        weights = [self.W0, np.asarray(row, dtype=np.float64).reshape(1, -1)]
+        steepest = np.maximum(np.abs(self.alpha), np.abs(self.beta))
+        scaling = _Normalization(weights, fold_beta=steepest)
+        v = scaling.weights[1][0]
+        self.row.value = v
+        self.row_squared.value = v * v
+        info = solve(self.problem, self.solver, what="class-pair certificate SDP")
+        T = scaling.multiplier(np.diag(np.maximum(value_of(self.t), 0.0)))
+        squared = scaling.squared_bound(float(value_of(self.squared)))
+        return _checked_certificate(
+            lmi.network_structure(weights), T, squared, self.alpha, self.beta, form="neuron",
+            solver=info.solver, status=info.status, solve_time=info.solve_time, margin=self.margin,
+            weights=weights,
+        )

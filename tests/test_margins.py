@@ -124,3 +124,19 @@ def test_pairwise_certified_points_survive_the_ball():
         d *= eps * rng.uniform(0, 1, (300, 1)) ** (1 / 6) / np.linalg.norm(d, axis=1, keepdims=True)
         out, _ = sampling.forward(weights, biases, x + d, "tanh")
         assert np.all(out.argmax(axis=1) == y)
+
+
+def test_compiled_pair_problem_matches_certify():
+    from pylip.margins import ReducedPairProblem
+
+    weights = _net(17, [9, 6, 4])
+    rng = np.random.default_rng(18)
+    alpha = rng.uniform(0.0, 0.3, 6)
+    beta = alpha + rng.uniform(0.1, 0.7, 6)
+    compiled = ReducedPairProblem(weights[0], alpha, beta)
+    for i, j in [(0, 1), (2, 3), (1, 3)]:
+        row, _ = difference_row(weights[1], i, j)
+        mine = compiled.certify(row)
+        theirs = pylip.certify([weights[0], row], alpha=alpha, beta=beta)
+        assert mine.bound == pytest.approx(theirs.bound, rel=1e-6)  # the same SDP, two compilations
+        assert mine.prove([weights[0], row]).holds
