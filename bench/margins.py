@@ -37,6 +37,29 @@ def _timed(function):  # type: ignore[no-untyped-def]
     return value, time.perf_counter() - start
 
 
+def measure(weights: list[np.ndarray], loop: bool) -> None:
+    """Print the global bound's time and every pair route's time and tightness for one net."""
+    sizes = [weights[0].shape[1], *(w.shape[0] for w in weights)]
+    glob, t_glob = _timed(lambda: pylip.certify(weights))
+    cap = np.sqrt(2) * glob.bound
+    print(f"{'-'.join(map(str, sizes))}: global L = {glob.bound:.4g} in {t_glob:.2f} s")
+    n_out = sizes[-1]
+    rows = [difference_row(weights[-1], i, j)[0] for i in range(n_out) for j in range(i + 1, n_out)]
+    if loop:
+        bounds, t_loop = _timed(lambda: [pylip.certify([*weights[:-1], row]).bound for row in rows])
+        print(f"  certify loop, {len(rows)} pairs: {t_loop:7.2f} s = {t_loop / t_glob:6.1f} x global; "
+              f"mean L_ij / (sqrt2 L) = {np.mean(np.minimum(bounds, cap)) / cap:.3f}")
+    for method in ("sdp", "fixed_T"):
+        result, t = _timed(lambda m=method: certify_margins(weights, method=m, logits=False,
+                                                            global_certificate=glob))
+        pairs = result.pair_bounds[np.triu_indices(n_out, 1)]
+        print(f"  {method:8s}     {len(rows)} pairs: {t:7.2f} s = {t / t_glob:6.1f} x global; "
+              f"mean L_ij / (sqrt2 L) = {pairs.mean() / cap:.3f}")
+    result, t = _timed(lambda: certify_margins(weights, global_certificate=glob))
+    print(f"  auto ({result.method}), {len(rows)} pairs + {n_out} logits: {t:7.2f} s = "
+          f"{t / t_glob:6.1f} x global")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=16)
@@ -44,24 +67,8 @@ def main() -> None:
     parser.add_argument("--skip-loop-deep", action="store_true", help="skip the certify loop on the deep net")
     args = parser.parse_args()
     for depth in (1, 2):
-        sizes = [64, *([args.hidden] * depth), 10]
-        weights = _net(sizes, args.seed)
-        glob, t_glob = _timed(lambda: pylip.certify(weights))
-        cap = np.sqrt(2) * glob.bound
-        print(f"{'-'.join(map(str, sizes))}: global L = {glob.bound:.4g} in {t_glob:.2f} s")
-        rows = [difference_row(weights[-1], i, j)[0] for i in range(10) for j in range(i + 1, 10)]
-        if depth == 1 or not args.skip_loop_deep:
-            loop, t_loop = _timed(lambda: [pylip.certify([*weights[:-1], row]).bound for row in rows])
-            print(f"  certify loop, 45 pairs: {t_loop:7.2f} s = {t_loop / t_glob:6.1f} x global; "
-                  f"mean L_ij / (sqrt2 L) = {np.mean(np.minimum(loop, cap)) / cap:.3f}")
-        for method in ("sdp", "fixed_T"):
-            result, t = _timed(lambda m=method: certify_margins(weights, method=m, logits=False,
-                                                                global_certificate=glob))
-            pairs = result.pair_bounds[np.triu_indices(10, 1)]
-            print(f"  {method:8s} 45 pairs: {t:7.2f} s = {t / t_glob:6.1f} x global; "
-                  f"mean L_ij / (sqrt2 L) = {pairs.mean() / cap:.3f}")
-        result, t = _timed(lambda: certify_margins(weights, global_certificate=glob))
-        print(f"  auto ({result.method}), 45 pairs + 10 logits: {t:7.2f} s = {t / t_glob:6.1f} x global")
+        weights = _net([64, *([args.hidden] * depth), 10], args.seed)
+        measure(weights, loop=depth == 1 or not args.skip_loop_deep)
 
 
 if __name__ == "__main__":
