@@ -296,6 +296,7 @@ class NetReport:
     local_not_attacked: dict[float, int] = field(default_factory=dict)
     pair_bounds: list[list[float]] | None = None
     margin_method: str | None = None
+    local_method: str | None = None
     local_points: int = 0
     margins_time: float = 0.0
     local_time: float = 0.0
@@ -334,6 +335,7 @@ class NetReport:
             "local_certified_not_attacked": {eps_key(e): v for e, v in self.local_not_attacked.items()},
             "pair_bounds": self.pair_bounds,
             "margin_method": self.margin_method,
+            "local_method": self.local_method,
             "local_points": self.local_points,
             "margins_time": self.margins_time,
             "local_time": self.local_time,
@@ -452,6 +454,7 @@ class TighterCertificates:
     local_not_attacked: dict[float, int]
     pair_bounds: np.ndarray
     method: str
+    local_method: str
     local_points: int
     margins_time: float
     local_time: float
@@ -468,7 +471,10 @@ def tighter_certificates(
     points that are correct, not already certified globally, and not ruled out
     by ``margin <= sqrt(2) eps ||J(x0)||_2`` (``||J(x0)|| <= L(x0, eps)``, so such
     a point cannot be certified locally). Every other point counts as certified
-    locally iff the global bound certifies it.
+    locally iff the global bound certifies it. One hidden layer solves the
+    local SDP per point; deeper nets keep the global ``T`` (``method="fixed_T"``
+    of :func:`pylip.local.certify_local`: their SDPs take seconds each).
+    Class pairs: ``"sdp"`` for one hidden layer, ``"fixed_T"`` deeper (likewise).
     """
     from . import mlp_training as mt
     from .local import certify_local, local_certified
@@ -487,6 +493,7 @@ def tighter_certificates(
     margin = robustness.logit_margins(logits, y).numpy()
     n_local = X.shape[0] if settings.local_points is None else min(settings.local_points, X.shape[0])
     jac = jacobian_norms(weights, biases, X[:n_local], activation) if n_local else np.zeros(0)
+    local_method = "sdp" if len(weights) == 2 else "fixed_T"
     pairwise, local, pair_broken, local_broken = {}, {}, {}, {}
     for eps in settings.eps:
         pair_mask = robustness.pairwise_certified_mask(logits, y, margins_result.pair_bounds, eps)
@@ -495,14 +502,15 @@ def tighter_certificates(
             if local_mask[k] or margin[k] <= 0 or margin[k] <= robustness.SQRT2 * eps * jac[k]:
                 continue
             bound = certify_local(weights, biases, X[k], eps, activation=activation, solver=settings.solver,
-                                  global_bound=cert.bound)
+                                  method=local_method, global_certificate=cert)
             local_mask[k] = local_certified(float(margin[k]), bound)
         pairwise[eps] = float(pair_mask.double().mean())
         local[eps] = float(local_mask.double().mean())
         pair_broken[eps] = robustness.check_certified_subset(pair_mask, evaluation.robust[eps])
         local_broken[eps] = robustness.check_certified_subset(local_mask, evaluation.robust[eps])
     return TighterCertificates(pairwise, local, pair_broken, local_broken, margins_result.pair_bounds,
-                               margins_result.method, n_local, margins_time, time.perf_counter() - start)
+                               margins_result.method, local_method, n_local, margins_time,
+                               time.perf_counter() - start)
 
 
 def run(
@@ -641,7 +649,8 @@ def _tighter_fields(tight: TighterCertificates) -> dict[str, Any]:
     return dict(
         pairwise_certified_accuracy=tight.pairwise, local_certified_accuracy=tight.local,
         pairwise_not_attacked=tight.pairwise_not_attacked, local_not_attacked=tight.local_not_attacked,
-        pair_bounds=tight.pair_bounds.tolist(), margin_method=tight.method, local_points=tight.local_points,
+        pair_bounds=tight.pair_bounds.tolist(), margin_method=tight.method, local_method=tight.local_method,
+        local_points=tight.local_points,
         margins_time=tight.margins_time, local_time=tight.local_time,
     )
 

@@ -27,6 +27,10 @@ A neuron with sector ``[0, 0]`` is constant on the ball: it is removed
 exact for the network restricted to the ball; a layer with every neuron
 constant makes the network constant there (``L = 0``).
 
+``method="fixed_T"`` keeps the global certificate's ``T`` instead of solving
+(the smallest ``L`` that ``T`` proves with the local sectors): no SDP, for
+deep nets whose local SDPs are too slow to solve per point.
+
 A point of class ``y`` is certified at radius ``r`` when its logit margin
 exceeds ``sqrt(2) L(x0, r) r``: the global rule with the local constant
 (:func:`local_certified`).
@@ -49,6 +53,7 @@ from .validation import as_vector, as_weight_list
 UNIT = 2.0**-53
 PAD = 1e-13  # outward, relative to the activation's slope scale: its libm rounding (a few ulp)
 SQRT2_UP = float(np.nextafter(math.sqrt(2.0), np.inf))
+LOCAL_METHODS = ("sdp", "fixed_T")
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,8 @@ def certify_local(
     activation: str = "tanh",
     solver: str | None = None,
     global_bound: float | None = None,
+    method: str = "sdp",
+    global_certificate: Certificate | None = None,
 ) -> LocalBound:
     """A proven bound ``L(x0, r)`` of the network's l2 Lipschitz constant on ``||x - x0|| <= r``.
 
@@ -145,6 +152,12 @@ def certify_local(
         solver: the SDP solver, as in :func:`pylip.certify`.
         global_bound: a proven global bound to cap the local one with (so
             ``L(x0, r) <= L`` always, also at the solver's accuracy).
+        method: ``"sdp"``: solve LipSDP with the local sectors; ``"fixed_T"``:
+            keep the global certificate's multiplier ``T`` (``global_certificate``
+            needed) and take the smallest ``L`` it proves with the local sectors (a
+            Schur complement, no SDP: far cheaper for deep nets, looser).
+        global_certificate: the network's proven global certificate (its bound
+            caps the local one, as ``global_bound``).
     """
     from .margins import certify_reduced_input
 
@@ -155,6 +168,14 @@ def certify_local(
     if not (math.isfinite(r) and r >= 0):
         raise InputError(f"radius must be a finite number >= 0, got {radius!r}")
     act = get_activation(activation)
+    if method not in LOCAL_METHODS:
+        raise InputError(f"method must be one of {', '.join(LOCAL_METHODS)}, got {method!r}")
+    if method == "fixed_T" and (global_certificate is None or global_certificate.T.shape[0] == 0):
+        raise InputError("method='fixed_T' needs the global certificate of a net with hidden layers "
+                         "(global_certificate=pylip.certify(weights, ...))")
+    if global_certificate is not None:
+        cap = global_certificate.bound
+        global_bound = cap if global_bound is None else min(float(global_bound), cap)
     if len(matrices) == 1:
         cert = certify(matrices)
         return LocalBound(cert.bound, r, np.zeros(0), np.zeros(0), [], 0, cert)
@@ -163,9 +184,36 @@ def certify_local(
     pruned, a, b, constant = _without_constant_neurons(matrices, alpha, beta)
     if pruned is None:
         return LocalBound(0.0, r, alpha, beta, intervals, constant, None)
+    if method == "fixed_T" and global_certificate is not None:
+        fixed = _fixed_T_certificate(matrices, global_certificate, alpha, beta)
+        if fixed is not None:
+            bound = fixed.bound if global_bound is None else min(fixed.bound, float(global_bound))
+            return LocalBound(bound, r, alpha, beta, intervals, constant, fixed)
+        return LocalBound(float(global_bound), r, alpha, beta, intervals, constant, global_certificate)
     cert = certify_reduced_input(pruned, alpha=a, beta=b, solver=solver)
     bound = cert.bound if global_bound is None else min(cert.bound, float(global_bound))
     return LocalBound(bound, r, alpha, beta, intervals, constant, cert)
+
+
+def _fixed_T_certificate(
+    matrices: list[np.ndarray], glob: Certificate, alpha: np.ndarray, beta: np.ndarray
+) -> Certificate | None:
+    """The global ``T`` with the local sectors: the smallest ``L^2`` it allows, proven (``None``: none)."""
+    from . import lmi
+    from .certificate import _checked_certificate
+    from .errors import CertificateError
+
+    structure = lmi.network_structure(matrices)
+    squared = lmi.minimal_squared_bound(structure, glob.T, alpha, beta)
+    if not np.isfinite(squared):
+        return None
+    try:
+        return _checked_certificate(
+            structure, glob.T, squared * (1.0 + 1e-12), alpha, beta, form=glob.form, solver="fixed_T",
+            status="global T", solve_time=0.0, margin=glob.margin, weights=matrices,
+        )
+    except CertificateError:
+        return None
 
 
 def _without_constant_neurons(

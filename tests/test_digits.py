@@ -117,7 +117,8 @@ def test_every_certified_point_survives_the_attack(run_and_files):
 def test_pairwise_and_local_lie_between_global_and_attacked(summary):
     for net in summary:
         assert net["local_points"] == digits.DigitsSettings.miniature().local_points
-        assert net["margin_method"] == ("sdp" if net["hidden_layers"] == 1 else "fixed_T")
+        method = "sdp" if net["hidden_layers"] == 1 else "fixed_T"
+        assert net["margin_method"] == net["local_method"] == method
         pair = np.array(net["pair_bounds"])
         assert pair.shape == (10, 10) and np.all(pair <= np.sqrt(2) * net["bound"] * (1 + 1e-15))
         for eps, glob in net["certified_accuracy"].items():

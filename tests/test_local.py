@@ -94,3 +94,23 @@ def test_bad_local_input():
         certify_local(weights, biases, np.zeros(2), 1.0)
     with pytest.raises(pylip.InputError, match="one vector per layer"):
         certify_local(weights, biases[:1], np.zeros(3), 1.0)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+def test_fixed_T_local_bound_between_sampled_sdp_and_global(activation):
+    weights, biases = _net(8, [5, 7, 7, 3])
+    glob = pylip.certify(weights, activation=activation)
+    rng = np.random.default_rng(9)
+    for radius in (0.05, 1.0):
+        x0 = rng.standard_normal(5)
+        fixed = certify_local(weights, biases, x0, radius, activation=activation, method="fixed_T",
+                              global_certificate=glob)
+        sdp = certify_local(weights, biases, x0, radius, activation=activation, global_certificate=glob)
+        lower = sampling.sampled_local_lower_bound(weights, biases, x0, radius, activation=activation,
+                                                   n_samples=2000, rng=2)
+        assert lower <= sdp.bound <= fixed.bound * (1 + 1e-6) and fixed.bound <= glob.bound
+        assert fixed.certificate.prove(weights).holds
+    with pytest.raises(pylip.InputError, match="needs the global certificate"):
+        certify_local(weights, biases, x0, 0.1, method="fixed_T")
+    with pytest.raises(pylip.InputError, match="method must be one of"):
+        certify_local(weights, biases, x0, 0.1, method="ibp")
