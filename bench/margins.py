@@ -12,7 +12,7 @@ classes) prints the time of the global certificate and of all 45 pair bounds
 
 Also the tightness: mean ratio ``L_ij / (sqrt(2) L)`` (1 = no gain over the global rule).
 
-Run: ``python bench/margins.py [--hidden 16] [--seed 0]``.
+Run from the repository root: ``PYTHONPATH=. python bench/margins.py [--hidden 16] [--skip-loop-deep]``.
 """
 
 from __future__ import annotations
