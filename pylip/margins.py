@@ -68,7 +68,8 @@ class MarginBounds:
         logit_bounds: ``n_out`` bounds of ``f_i`` (``inf`` where not computed).
         global_bound: the proven bound ``L`` of the whole logit map.
         method: ``"sdp"`` or ``"fixed_T"`` (what ``"auto"`` chose).
-        certificates: the proven certificate of each pair ``(i, j)``, ``i < j``, and logit ``i``.
+        certificates: the proven certificate of each pair ``(i, j)``, ``i < j``, and logit ``i``
+            (the global certificate itself where a pair keeps the cap ``sqrt(2) L``).
         solve_time: seconds for all pair and logit bounds (not the global one).
     """
 
@@ -132,7 +133,8 @@ def certify_margins(
     for i, j in chosen:
         row, residual = difference_row(matrices[-1], i, j)
         cert = _one_output_certificate(matrices, row, glob, method, options, compiled)
-        bound = cert.bound + _rounding_correction(matrices, residual, cert.alpha, cert.beta)
+        bound = cap if cert is glob else cert.bound + _rounding_correction(matrices, residual, cert.alpha,
+                                                                          cert.beta)
         certificates[(i, j)] = cert
         pair_bounds[i, j] = pair_bounds[j, i] = min(bound, cap)
     if logits:
@@ -224,11 +226,16 @@ def _one_output_certificate(
                         [w.shape[0] for w in matrices[:-1]])
     squared = lmi.minimal_squared_bound(structure, T, a, b)
     if not np.isfinite(squared):
-        return certify_reduced_input(net, **options)
-    return _checked_certificate(
-        structure, T, squared * (1.0 + 1e-12), a, b, form=glob.form, solver="fixed_T",
-        status="global T", solve_time=0.0, margin=glob.margin, weights=net,
-    )
+        # the global T leaves this pair's hidden block indefinite: start from the cap and let
+        # the repair scale T; failing that, the pair keeps the cap sqrt(2) L (the global proof)
+        squared = 2.0 * glob.bound**2
+    try:
+        return _checked_certificate(
+            structure, T, squared * (1.0 + 1e-12), a, b, form=glob.form, solver="fixed_T",
+            status="global T", solve_time=0.0, margin=glob.margin, weights=net,
+        )
+    except CertificateError:
+        return glob
 
 
 def certify_reduced_input(weights: list[np.ndarray], **options: Any) -> Certificate:
