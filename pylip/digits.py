@@ -40,7 +40,14 @@ Each object of ``summary.json`` has ``name``, ``kind`` (``"nominal"``,
 to the accuracy in ``[0, 1]``), ``certified_not_attacked`` (same keys, counts,
 all 0), ``training_bound`` (the trainer's own bound, for comparison),
 ``T_updates``, ``admm_iterations`` and the times ``train_time``,
-``certify_time``, ``attack_time`` in seconds.
+``certify_time``, ``attack_time`` in seconds. Added by issue 16 (older
+readers ignore them): ``pairwise_certified_accuracy`` and
+``local_certified_accuracy`` (per radius, as ``certified_accuracy``; class-pair
+bounds, :mod:`pylip.margins`, and local bounds on the first ``local_points``
+test points, :mod:`pylip.local`), ``pairwise_certified_not_attacked`` and
+``local_certified_not_attacked`` (counts, all 0), ``pair_bounds`` (the 10 x 10
+``L_ij``), ``margin_method`` and ``local_method`` (``"sdp"`` or ``"fixed_T"``),
+``local_points``, ``margins_time`` and ``local_time``.
 
 Presets: :meth:`DigitsSettings.full` (``64-32-10`` and ``64-16-16-10``, seven
 Lipschitz nets; about 7 minutes on two shared cores, most of it in the ADMM steps),
