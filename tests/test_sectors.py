@@ -95,3 +95,19 @@ def test_network_form_and_original_refuse_vectors():
                       allow_unsound=True)
     with pytest.raises(pylip.InputError, match="original"):
         pylip.certify(weights, alpha=np.linspace(0, 0.1, 4), beta=1.0, formulation="original")
+
+
+def test_repair_with_per_neuron_sectors():
+    from pylip import repair
+
+    weights = _net(8, [4, 6, 3])
+    alpha, beta = np.linspace(-0.1, 0.2, 6), np.linspace(0.5, 1.0, 6)
+    cert = pylip.certify(weights, alpha=alpha, beta=beta)
+    t = np.diag(cert.T)
+    low = cert.bound * (1 - 1e-3)  # below the minimum for this T: must be raised
+    assert not proof.prove_certificate(weights, t, low, alpha, beta).holds
+    point = repair.secure_bound(weights, t, low, alpha, beta)
+    assert point.repair and point.bound > low
+    assert proof.prove_certificate_exact(weights, point.t, point.bound, alpha, beta).holds
+    shrunk = repair.secure_weights(weights, t, low, alpha, beta)
+    assert proof.prove_certificate_exact(shrunk.weights, t, low, alpha, beta).holds
