@@ -12,6 +12,12 @@ which for one hidden layer is exactly eq. (5) of the paper. ``P <= 0`` proves
 that ``L`` bounds the network's Lipschitz constant, provided ``T`` is in the
 class the slope restriction (4) holds for (diagonal, non-negative).
 
+The slope restriction (4) behind it, ``(phi(x) - phi(y) - a (x - y)) (b (x - y) -
+(phi(x) - phi(y))) >= 0``, holds for any sector ``a <= b``: negative ``a``
+(silu, gelu, leakyrelu with a negative slope) and ``a = b`` included. With one
+sector per neuron, ``(a + b) T`` and ``ab T`` become ``diag(a + b) T`` and
+``diag(ab) T`` (``T`` diagonal, so they commute).
+
 The same formula serves numpy arrays (to *check* a certificate in float64) and
 cvxpy expressions (to *find* one); only ``T`` and ``L^2`` change type.
 """
