@@ -797,14 +797,14 @@ def certify_split(
     jobs = [block for block in blocks if len(block) > 1]
     options = {"form": form, "alpha": a, "beta": b, "solver": solver_name}
     if processes is None or processes == 1 or len(jobs) < 2:
-        solved = [certify(block, **options) for block in jobs]  # type: ignore[arg-type]
+        solved = [certify(block, **options) for block in jobs]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(processes, len(jobs)), mp_context=context) as pool:
-            futures = [pool.submit(certify, block, **options) for block in jobs]  # type: ignore[arg-type]
+            futures = [pool.submit(certify, block, **options) for block in jobs]
             solved = [future.result() for future in futures]
     parts: list[Certificate | float] = []
     results = iter(solved)

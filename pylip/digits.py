@@ -468,7 +468,7 @@ class TighterCertificates:
 
 
 def tighter_certificates(
-    model: nn.Module, evaluation: Evaluation, activation: str, data: DigitsData, settings: DigitsSettings
+    model: nn.Sequential, evaluation: Evaluation, activation: str, data: DigitsData, settings: DigitsSettings
 ) -> TighterCertificates:
     """Certified accuracy from class-pair bounds and from local bounds, beside the global one.
 

@@ -75,8 +75,8 @@ def certificate_matrix(
     structure: NetworkStructure,
     T: Any,
     squared_bound: Any,
-    alpha: float,
-    beta: float,
+    alpha: Any,
+    beta: Any,
     *,
     with_output: bool = True,
 ) -> Any:
@@ -108,8 +108,8 @@ def _diagonal_certificate_matrix(
     structure: NetworkStructure,
     t: np.ndarray,
     squared_bound: float,
-    alpha: float,
-    beta: float,
+    alpha: Any,
+    beta: Any,
     with_output: bool,
 ) -> np.ndarray:
     """``P(L^2, diag(t))`` in float64 without ``N x N`` matrix products (``B = [0, I]``)."""
@@ -128,7 +128,7 @@ def _diagonal_certificate_matrix(
 
 
 def sparse_certificate_matrix(
-    structure: NetworkStructure, T: Any, squared_bound: Any, alpha: float, beta: float
+    structure: NetworkStructure, T: Any, squared_bound: Any, alpha: Any, beta: Any
 ) -> Any:
     """``P`` with its output term as a Schur complement: ``[[P - Wl'Wl, C'], [C, -I]]``.
 
@@ -162,14 +162,14 @@ def rounding_slack(matrix: np.ndarray) -> float:
 
 
 def lmi_max_eigenvalue(
-    structure: NetworkStructure, T: np.ndarray, squared_bound: float, alpha: float, beta: float
+    structure: NetworkStructure, T: np.ndarray, squared_bound: float, alpha: Any, beta: Any
 ) -> float:
     """Largest eigenvalue of ``P(L^2, T)``: the certificate holds iff it is <= 0."""
     return max_eigenvalue(certificate_matrix(structure, T, squared_bound, alpha, beta))
 
 
 def minimal_squared_bound(
-    structure: NetworkStructure, T: np.ndarray, alpha: float, beta: float
+    structure: NetworkStructure, T: np.ndarray, alpha: Any, beta: Any
 ) -> float:
     """The smallest ``L^2`` with ``P(L^2, T) <= 0`` for this fixed ``T``.
 

@@ -189,7 +189,7 @@ def certify_local(
         if fixed is not None:
             bound = fixed.bound if global_bound is None else min(fixed.bound, float(global_bound))
             return LocalBound(bound, r, alpha, beta, intervals, constant, fixed)
-        return LocalBound(float(global_bound), r, alpha, beta, intervals, constant, global_certificate)
+        return LocalBound(global_certificate.bound, r, alpha, beta, intervals, constant, global_certificate)
     cert = certify_reduced_input(pruned, alpha=a, beta=b, solver=solver)
     bound = cert.bound if global_bound is None else min(cert.bound, float(global_bound))
     return LocalBound(bound, r, alpha, beta, intervals, constant, cert)

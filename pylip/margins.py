@@ -120,7 +120,7 @@ def certify_margins(
         raise InputError(f"margin certificates need at least 2 outputs (classes), the net has {n_out}")
     chosen = _pairs(pairs, n_out)
     options = dict(activation=activation, alpha=alpha, beta=beta, solver=solver)
-    glob = global_certificate or certify(matrices, **options)  # type: ignore[arg-type]
+    glob = global_certificate or certify(matrices, **options)
     if method == "auto":
         method = "sdp" if len(matrices) <= 2 else "fixed_T"
     start = time.perf_counter()
