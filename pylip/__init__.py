@@ -1,6 +1,6 @@
 """pylip: Lipschitz-bounded neural-network training after Pauli et al. (2020).
 
-Core (Pythonic) API: :func:`certify`, :func:`certify_split`,
+Core (Pythonic) API: :func:`certify`, :func:`certify_margins`, :func:`certify_split`,
 :func:`sampled_lower_bound`, :func:`verify`. The original's functions keep their names:
 :func:`calculate_Lipschitz`, :func:`build_T` (see :mod:`pylip.compat`).
 """
@@ -11,6 +11,7 @@ from .admm import LipschitzStep, StepResult
 from .certificate import Certificate, SplitCertificate, certify, certify_split, closed_form_bound
 from .compat import build_T, calculate_Lipschitz, initialize_parameters, solve_SDP, solve_sdp
 from .errors import CertificateError, InputError, PylipError, SolverError, TrainingError
+from .margins import MarginBounds, certify_margins
 from .proof import Proof, verify
 from .sampling import sampled_lower_bound
 
@@ -35,6 +36,7 @@ def __getattr__(name: str) -> object:
         return getattr(training, name)
     raise AttributeError(f"module 'pylip' has no attribute {name!r}")
 
+
 def _torch_available() -> bool:
     try:
         return importlib.util.find_spec("torch") is not None
@@ -45,6 +47,7 @@ def _torch_available() -> bool:
 __all__ = [
     "Certificate",
     "LipschitzStep",
+    "MarginBounds",
     *(_TRAINING_NAMES if _torch_available() else ()),  # `from pylip import *` works without torch
     "StepResult",
     "TrainingError",
@@ -58,6 +61,7 @@ __all__ = [
     "build_T",
     "calculate_Lipschitz",
     "certify",
+    "certify_margins",
     "certify_split",
     "closed_form_bound",
     "initialize_parameters",

@@ -89,8 +89,8 @@ class Certificate:
     max_eigenvalue: float
     repaired: bool
     solver_bound: float
-    alpha: float
-    beta: float
+    alpha: Sector
+    beta: Sector
     margin: float
     layer_sizes: tuple[int, ...]
     sound: bool = True
@@ -107,7 +107,13 @@ class Certificate:
         Raises:
             CertificateError: if ``P(L^2, T) <= 0`` cannot be proven for these weights.
         """
-        matrices = as_weight_list(weights)
+        matrices = as_weight_list(weights, min_layers=1)
+        if len(matrices) == 1:
+            result = proof.prove_spectral_norm(matrices[0], self.bound) if self.bound > 0 else (
+                proof.Proof(holds=not np.any(matrices[0]), method="structure", margin=0.0))
+            if not result.holds:
+                raise CertificateError(f"||W||_2 <= {self.bound:.6g} cannot be proven for this weight")
+            return result
         if self.proof_method == "structure":
             if any(not np.any(w) for w in matrices):
                 return proof.Proof(holds=True, method="structure", margin=0.0)
@@ -123,8 +129,8 @@ class Certificate:
     def verify(self, weights: Sequence[Any]) -> float:
         """:meth:`prove` the certificate for ``weights``; return the LMI's largest float64 eigenvalue."""
         self.prove(weights)
-        if self.proof_method == "structure":
-            return 0.0
+        if self.proof_method == "structure" or len(self.layer_sizes) == 2:
+            return 0.0 if self.proof_method == "structure" else self.max_eigenvalue
         structure = lmi.network_structure(as_weight_list(weights))
         return lmi.lmi_max_eigenvalue(structure, self.T, self.squared_bound, self.alpha, self.beta)
 
@@ -146,22 +152,89 @@ class Certificate:
         )
 
 
+Sector = Any  # a float, or one float per hidden neuron (a numpy vector)
+
+
 def slope_sector(
-    activation: str | None, alpha: float | None, beta: float | None
-) -> tuple[float, float]:
-    """Slope sector from an activation name, overridden by explicit alpha/beta."""
+    activation: str | None,
+    alpha: Any,
+    beta: Any,
+    hidden_sizes: Sequence[int] | None = None,
+) -> tuple[Sector, Sector]:
+    """Slope sector from an activation name, overridden by explicit alpha/beta.
+
+    ``alpha`` and ``beta`` are each a number, one number per hidden neuron, or a
+    list with one number or vector per hidden layer (``hidden_sizes`` needed for
+    the last two). Sectors that are the same for every neuron come back as
+    floats, others as float64 vectors of ``sum(hidden_sizes)`` entries.
+    """
     base = get_activation(activation or "tanh")
     a = base.alpha if alpha is None else alpha
     b = base.beta if beta is None else beta
-    return check_sector(a, b)
+    if _is_number(a) and _is_number(b):
+        return check_sector(_sector_number(a, "alpha"), _sector_number(b, "beta"))
+    if hidden_sizes is None:
+        raise InputError("per-neuron alpha and beta need the network's hidden layer sizes")
+    va, vb = (_sector_vector(v, name, hidden_sizes) for v, name in ((a, "alpha"), (b, "beta")))
+    if not (np.all(np.isfinite(va)) and np.all(np.isfinite(vb))):
+        raise InputError("alpha and beta must be finite in every entry")
+    if np.any(va > vb):
+        first = int(np.argmax(va > vb))
+        raise InputError(
+            f"alpha must not exceed beta (eq. 2 needs alpha <= beta): neuron {first} has "
+            f"alpha={va[first]}, beta={vb[first]}"
+        )
+    if np.all(va == va[0]) and np.all(vb == vb[0]):
+        return check_sector(va[0], vb[0])
+    return va, vb
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, (list, tuple)) and np.ndim(value) == 0
+
+
+def _sector_number(value: Any, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number or one number per hidden neuron, got {value!r}") from None
+
+
+def _sector_vector(value: Any, name: str, hidden_sizes: Sequence[int]) -> np.ndarray:
+    """One entry per hidden neuron from a number, a flat vector, or one entry per hidden layer."""
+    n_hidden = int(sum(hidden_sizes))
+    if _is_number(value):
+        return np.full(n_hidden, _sector_number(value, name))
+    items = list(value)
+    if len(items) == len(hidden_sizes) and any(not _is_number(item) for item in items):
+        parts = []
+        for k, (item, size) in enumerate(zip(items, hidden_sizes)):
+            part = np.asarray(item, dtype=np.float64).reshape(-1)
+            if part.size == 1:
+                part = np.full(size, float(part[0]))
+            if part.size != size:
+                raise InputError(f"{name}[{k}] must have one entry per neuron of hidden layer {k} ({size}), "
+                                 f"got {part.size}")
+            parts.append(part)
+        return np.concatenate(parts)
+    try:
+        vector = np.asarray(items, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must hold numbers, got {value!r}") from None
+    if vector.size != n_hidden:
+        raise InputError(
+            f"{name} must be a number, one number per hidden neuron ({n_hidden}) or one vector per "
+            f"hidden layer (sizes {tuple(hidden_sizes)}), got {vector.size} entries"
+        )
+    return vector
 
 
 def certify(
     weights: Sequence[Any],
     *,
     form: str = "neuron",
-    alpha: float | None = None,
-    beta: float | None = None,
+    alpha: Any = None,
+    beta: Any = None,
     activation: str = "tanh",
     solver: str | None = None,
     margin: float = DEFAULT_MARGIN,
@@ -179,8 +252,17 @@ def certify(
         form: ``"neuron"`` (diagonal T), ``"layer"`` (one multiplier per layer)
             or ``"network"`` (coupled T; unsound, needs ``allow_unsound=True``).
         alpha, beta: slope sector of the activation (eq. 2); default from
-            ``activation`` (tanh and ReLU [0, 1], sigmoid [0, 1/4]).
-        activation: ``"tanh"``, ``"relu"`` or ``"sigmoid"``.
+            ``activation`` (tanh and ReLU [0, 1], sigmoid [0, 1/4]). Each may
+            be a number, one number per hidden neuron, or a list with one
+            vector (or number) per hidden layer: per-neuron sectors, e.g. the
+            narrower slopes of a local bound (:mod:`pylip.local`). ``alpha``
+            may be negative; ``alpha <= beta``.
+        activation: a name of :mod:`pylip.activations` (``"tanh"``, ``"relu"``,
+            ``"sigmoid"``, ``"leakyrelu:0.1"``, ``"elu"``, ``"softplus"``,
+            ``"silu"``, ``"gelu"``, ``"hardtanh"``, ``"identity"``).
+
+    A single weight matrix ``[W]`` (a linear map) is certified by ``||W||_2``,
+    proven (:func:`single_layer_certificate`).
         solver: ``"CLARABEL"`` (default, or ``$PYLIP_SOLVER``), ``"SCS"``,
             ``"CVXOPT"`` or ``"MOSEK"``.
         margin: the LMI is solved as ``P <= -margin I`` (the original's 1e-9).
@@ -212,8 +294,11 @@ def certify(
     Returns:
         A :class:`Certificate` whose LMI has been checked in float64.
     """
-    matrices = as_weight_list(weights)
-    a, b = slope_sector(activation, alpha, beta)
+    matrices = as_weight_list(weights, min_layers=1)
+    if len(matrices) == 1:
+        return single_layer_certificate(matrices[0], form=form, margin=margin)
+    a, b = slope_sector(activation, alpha, beta, [w.shape[0] for w in matrices[:-1]])
+    per_neuron = np.ndim(a) > 0
     if form not in FORMS:
         raise InputError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
     if form == "network" and not allow_unsound:
@@ -226,7 +311,9 @@ def certify(
         raise InputError(f"margin must be a finite number >= 0, got {margin}")
     if formulation not in FORMULATIONS:
         raise InputError(f"formulation must be one of {', '.join(FORMULATIONS)}, got {formulation!r}")
-    if formulation == "original" and (form != "neuron" or len(matrices) != 2 or a != 0.0):
+    if form == "network" and per_neuron:
+        raise InputError("per-neuron alpha and beta need a diagonal T: use form='neuron' or 'layer'")
+    if formulation == "original" and (form != "neuron" or len(matrices) != 2 or np.any(np.asarray(a) != 0.0)):
         raise InputError(
             "formulation='original' is calculate_Lipschitz.m's SDP: one hidden layer, form='neuron', "
             "alpha = 0; use formulation='structured' for anything else"
@@ -244,7 +331,7 @@ def certify(
         return _constant_network_certificate(lmi.network_structure(matrices), matrices, form, a, b, margin)
     sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
     memory.require_certificate_fits(formulation, sizes, solver_name)  # before anything is built
-    _require_representable_bound(matrices, b)
+    _require_representable_bound(matrices, np.maximum(np.abs(a), np.abs(b)))
     structure = lmi.network_structure(matrices)
     if form == "network":
         warnings.warn(
@@ -273,6 +360,33 @@ def certify(
         certificate,
         notes=(*certificate.notes, f"the repair of {_repair_size(certificate):.2e} could not be "
                "avoided by another solver"),
+    )
+
+
+def single_layer_certificate(weight: np.ndarray, *, form: str = "neuron", margin: float = DEFAULT_MARGIN
+                             ) -> Certificate:
+    """The certificate of a linear map ``x -> W x + b``: ``L = ||W||_2``, proven (no SDP).
+
+    ``L`` is the float64 spectral norm raised by the least relative step of a
+    short ladder (``1e-15`` upwards) for which ``L^2 I - W'W > 0`` is proven
+    (:func:`pylip.proof.prove_spectral_norm`).
+    """
+    if form not in FORMS:
+        raise InputError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+    start = time.perf_counter()
+    try:
+        bound, result = proof.proven_spectral_norm(weight)
+    except ValueError as exc:
+        raise CertificateError(f"single-layer net: {exc}") from None
+    norm = float(np.linalg.norm(weight, 2))
+    top = -result.margin
+    return Certificate(
+        bound=bound, squared_bound=_finite_square(bound), T=np.zeros((0, 0)), form=form, solver="none",
+        status="exact", solve_time=0.0, trivial_bound=max(norm, bound), max_eigenvalue=top,
+        repaired=False, solver_bound=norm, alpha=0.0, beta=1.0, margin=margin,
+        layer_sizes=(weight.shape[1], weight.shape[0]),
+        notes=("a single layer (linear map): L = ||W||_2, proven without an SDP",),
+        verified=True, proof_method=result.method, proof_time=time.perf_counter() - start,
     )
 
 
@@ -328,8 +442,8 @@ def _solved_certificate(
     form: str,
     matrices: list[np.ndarray],
     structure: lmi.NetworkStructure,
-    alpha: float,
-    beta: float,
+    alpha: Sector,
+    beta: Sector,
     margin: float,
     solver_name: str,
 ) -> Certificate:
@@ -350,7 +464,8 @@ def _solved_certificate(
 def _require_representable_bound(matrices: Sequence[np.ndarray], beta: float) -> None:
     """Refuse weights whose bound ``L`` or ``L^2`` would leave float64's range."""
     log2_norms = [math.log2(max(float(np.linalg.norm(w, 2)), np.finfo(np.float64).tiny)) for w in matrices]
-    log2_bound = sum(log2_norms) + (len(matrices) - 1) * math.log2(max(beta, 1e-300))
+    log2_bound = sum(log2_norms) + sum(math.log2(max(g, 1e-300)) for g in lmi.layer_slope_bounds(
+        matrices, 0.0, beta))
     if not -500 < log2_bound < 500:
         raise InputError(
             f"the weights' scale puts the Lipschitz bound near 2^{log2_bound:.0f} (product of the "
@@ -363,8 +478,8 @@ def _constant_network_certificate(
     structure: lmi.NetworkStructure,
     matrices: Sequence[np.ndarray],
     form: str,
-    alpha: float,
-    beta: float,
+    alpha: Sector,
+    beta: Sector,
     margin: float,
 ) -> Certificate:
     """``L = 0``, without a solver: a zero weight matrix makes the network constant."""
@@ -385,13 +500,13 @@ def _certificate_problem(
     form: str,
     matrices: list[np.ndarray],
     structure: lmi.NetworkStructure,
-    alpha: float,
-    beta: float,
+    alpha: Sector,
+    beta: Sector,
     margin: float,
 ) -> tuple[cp.Problem, cp.Variable, Callable[[], np.ndarray], _Normalization | None]:
     """The SDP (6) in the chosen formulation: problem, ``L^2``, ``T`` getter, and the scaling used."""
     if formulation == "reduced":
-        scaling = _Normalization(matrices, fold_beta=beta)
+        scaling = _Normalization(matrices, fold_beta=np.maximum(np.abs(alpha), np.abs(beta)))
         a, b = scaling.sector(alpha, beta)
         problem, squared, multiplier_value = reduced.reduced_certificate_problem(
             scaling.weights[0], scaling.weights[1], form=form, alpha=a, beta=b, margin=margin
@@ -403,7 +518,7 @@ def _certificate_problem(
         P = lmi.certificate_matrix(structure, T_expr, squared, alpha, beta)
         scaling_or_none = None
     else:
-        scaling_or_none = _Normalization(matrices, fold_beta=beta)
+        scaling_or_none = _Normalization(matrices, fold_beta=np.maximum(np.abs(alpha), np.abs(beta)))
         normalized = lmi.network_structure(scaling_or_none.weights)
         T_expr, multiplier_value = _multiplier(form, normalized)
         a, b = scaling_or_none.sector(alpha, beta)
@@ -431,8 +546,9 @@ class _Normalization:
     into the scales keeps a sigmoid's ``beta^l`` out of the solver's ``L^2``.
     """
 
-    def __init__(self, weights: Sequence[np.ndarray], fold_beta: float = 1.0) -> None:
-        self.fold = float(fold_beta) if fold_beta > 0 else 1.0
+    def __init__(self, weights: Sequence[np.ndarray], fold_beta: Any = 1.0) -> None:
+        largest = float(np.max(np.abs(fold_beta)))  # per-neuron sectors: one scalar fold for all
+        self.fold = largest if largest > 0 else 1.0
         folded = [self.fold * w for w in weights[:-1]] + [weights[-1]]
         self.scales = [proof.power_of_two_scale_near_norm(w) for w in folded]
         self.weights = [w / s for w, s in zip(folded, self.scales)]
@@ -440,7 +556,7 @@ class _Normalization:
         prefix = np.cumprod(self.scales[:-1])  # d_1 .. d_l
         self.hidden_scale = np.repeat(prefix, [w.shape[0] for w in weights[:-1]])
 
-    def sector(self, alpha: float, beta: float) -> tuple[float, float]:
+    def sector(self, alpha: Any, beta: Any) -> tuple[Any, Any]:
         """The sector the solver sees for the scaled weights."""
         return alpha / self.fold, beta / self.fold
 
@@ -487,8 +603,8 @@ def _checked_certificate(
     structure: lmi.NetworkStructure,
     T: np.ndarray,
     solver_squared: float,
-    alpha: float,
-    beta: float,
+    alpha: Sector,
+    beta: Sector,
     *,
     form: str,
     solver: str,
@@ -508,7 +624,7 @@ def _checked_certificate(
     """
     start = time.perf_counter()
     solver_bound = lmi.sqrt_up(max(solver_squared, 0.0))
-    trivial = lmi.trivial_bound(weights, beta)
+    trivial = lmi.trivial_bound(weights, beta, alpha)
     if form == "network":
         return _float_checked_network_certificate(
             structure, T, solver_squared, alpha, beta, solver=solver, status=status,
@@ -573,18 +689,22 @@ def _finite_square(bound: float) -> float:
 
 
 def trivial_certificate_point(
-    weights: Sequence[np.ndarray], alpha: float, beta: float
+    weights: Sequence[np.ndarray], alpha: Any, beta: Any
 ) -> repair.ProvenPoint | None:
-    """A proven LipSDP-Layer point at (just above) the trivial bound, for ``alpha = 0``.
+    """A proven LipSDP-Layer point at (just above) the trivial bound.
 
-    With ``w_k = ||W_k||_2`` and ``lambda_l = w_l^2``, ``lambda_k = beta^2 w_k^2
-    lambda_{k+1}``, Young's inequality ``2 beta lambda x' W u <= lambda |x|^2 +
-    lambda beta^2 w^2 |u|^2`` on each cross term of (5) gives ``P <= 0`` at
-    ``L^2 = beta^(2l) prod w_k^2``. The multipliers and ``L`` are raised
-    slightly so that the point is strictly feasible and can be proven.
-    Returns ``None`` for other sectors or when the proof fails.
+    With ``w_k = ||W_k||_2``, ``g_k`` the largest ``|slope|`` of hidden layer
+    ``k`` (``beta`` for a sector ``[0, beta]``), ``lambda_l = w_l^2`` and
+    ``lambda_k = g_{k+1}^2 w_{k+1}^2 lambda_{k+1}``, Young's inequality
+    ``2 g lambda x' W u <= lambda |x|^2 + lambda g^2 w^2 |u|^2`` on each cross
+    term of (5) gives ``P <= 0`` at ``L^2 = prod g_k^2 prod w_k^2`` for
+    ``alpha = 0``. The multipliers and ``L`` are raised slightly so that the
+    point is strictly feasible and can be proven. Other sectors (per neuron,
+    negative ``alpha``) are tried the same way: the proof decides. Returns
+    ``None`` when it fails.
     """
-    if alpha != 0.0 or beta <= 0.0:
+    slopes = lmi.layer_slope_bounds(weights, alpha, beta)
+    if min(slopes) <= 0.0:
         return None
     norms = [float(np.linalg.norm(w, 2)) for w in weights]
     if min(norms) == 0.0:
@@ -594,8 +714,8 @@ def trivial_certificate_point(
         lam = [0.0] * (len(weights) - 1)
         lam[-1] = norms[-1] ** 2 * slack
         for k in range(len(weights) - 3, -1, -1):
-            lam[k] = beta**2 * norms[k + 1] ** 2 * lam[k + 1] * slack
-        squared = beta**2 * norms[0] ** 2 * lam[0] * slack
+            lam[k] = slopes[k + 1] ** 2 * norms[k + 1] ** 2 * lam[k + 1] * slack
+        squared = slopes[0] ** 2 * norms[0] ** 2 * lam[0] * slack
         t = np.repeat(lam, [w.shape[0] for w in weights[:-1]])
         try:
             return repair.secure_bound(weights, t, lmi.sqrt_up(squared), alpha, beta, scale_multiplier=False)
@@ -608,8 +728,8 @@ def _float_checked_network_certificate(
     structure: lmi.NetworkStructure,
     T: np.ndarray,
     solver_squared: float,
-    alpha: float,
-    beta: float,
+    alpha: Sector,
+    beta: Sector,
     *,
     solver: str,
     status: str,
@@ -673,8 +793,8 @@ def certify_split(
     *,
     layers_per_block: int = 2,
     form: str = "neuron",
-    alpha: float | None = None,
-    beta: float | None = None,
+    alpha: Any = None,
+    beta: Any = None,
     activation: str = "tanh",
     solver: str | None = None,
     processes: int | None = None,
@@ -709,14 +829,14 @@ def certify_split(
     jobs = [block for block in blocks if len(block) > 1]
     options = {"form": form, "alpha": a, "beta": b, "solver": solver_name}
     if processes is None or processes == 1 or len(jobs) < 2:
-        solved = [certify(block, **options) for block in jobs]  # type: ignore[arg-type]
+        solved = [certify(block, **options) for block in jobs]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(processes, len(jobs)), mp_context=context) as pool:
-            futures = [pool.submit(certify, block, **options) for block in jobs]  # type: ignore[arg-type]
+            futures = [pool.submit(certify, block, **options) for block in jobs]
             solved = [future.result() for future in futures]
     parts: list[Certificate | float] = []
     results = iter(solved)

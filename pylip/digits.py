@@ -40,7 +40,14 @@ Each object of ``summary.json`` has ``name``, ``kind`` (``"nominal"``,
 to the accuracy in ``[0, 1]``), ``certified_not_attacked`` (same keys, counts,
 all 0), ``training_bound`` (the trainer's own bound, for comparison),
 ``T_updates``, ``admm_iterations`` and the times ``train_time``,
-``certify_time``, ``attack_time`` in seconds.
+``certify_time``, ``attack_time`` in seconds. Added by issue 16 (older
+readers ignore them): ``pairwise_certified_accuracy`` and
+``local_certified_accuracy`` (per radius, as ``certified_accuracy``; class-pair
+bounds, :mod:`pylip.margins`, and local bounds on the first ``local_points``
+test points, :mod:`pylip.local`), ``pairwise_certified_not_attacked`` and
+``local_certified_not_attacked`` (counts, all 0), ``pair_bounds`` (the 10 x 10
+``L_ij``), ``margin_method`` and ``local_method`` (``"sdp"`` or ``"fixed_T"``),
+``local_points``, ``margins_time`` and ``local_time``.
 
 Presets: :meth:`DigitsSettings.full` (``64-32-10`` and ``64-16-16-10``, seven
 Lipschitz nets; about 7 minutes on two shared cores, most of it in the ADMM steps),
@@ -104,6 +111,9 @@ class DigitsSettings:
         eps: the l2 radii (pixels in ``[0, 1]``).
         pgd_steps, pgd_restarts, pgd_loss: the attack.
         solver: SDP solver for certificates and ADMM (None: pylip's default).
+        local_points: local bounds (:mod:`pylip.local`, one SDP per point and radius) are
+            computed on the first ``local_points`` test points only (None: all); the others
+            count as certified locally when the global bound certifies them.
     """
 
     preset: str = "full"
@@ -136,6 +146,7 @@ class DigitsSettings:
     pgd_restarts: int = 3
     pgd_loss: str = "margin"
     solver: str | None = None
+    local_points: int | None = 60
 
     @classmethod
     def full(cls, **changes: Any) -> DigitsSettings:
@@ -172,6 +183,7 @@ class DigitsSettings:
             eps=(0.1, 0.5),
             pgd_steps=10,
             pgd_restarts=1,
+            local_points=25,
         )
         return dataclasses.replace(base, **changes)
 
@@ -218,6 +230,9 @@ class DigitsSettings:
                 raise InputError(f"{name} must be a finite number > 0, got {value!r}")
         if not (math.isfinite(self.l2) and self.l2 >= 0):
             raise InputError(f"l2 must be a finite number >= 0, got {self.l2!r}")
+        points = self.local_points
+        if points is not None and (not isinstance(points, int) or isinstance(points, bool) or points < 0):
+            raise InputError(f"local_points must be an integer >= 0 or None, got {self.local_points!r}")
         robustness.check_radii(self.eps)
         if self.pgd_loss not in robustness.LOSSES:
             raise InputError(f"pgd_loss must be one of {', '.join(robustness.LOSSES)}, got {self.pgd_loss!r}")
@@ -282,6 +297,16 @@ class NetReport:
     certify_time: float
     attack_time: float
     training_bound: float | None = None  # what the trainer reported (for comparison)
+    pairwise_certified_accuracy: dict[float, float] = field(default_factory=dict)
+    local_certified_accuracy: dict[float, float] = field(default_factory=dict)
+    pairwise_not_attacked: dict[float, int] = field(default_factory=dict)
+    local_not_attacked: dict[float, int] = field(default_factory=dict)
+    pair_bounds: list[list[float]] | None = None
+    margin_method: str | None = None
+    local_method: str | None = None
+    local_points: int = 0
+    margins_time: float = 0.0
+    local_time: float = 0.0
     T_updates: int | None = None
     admm_iterations: int | None = None
     model: nn.Sequential | None = field(default=None, repr=False)
@@ -309,6 +334,18 @@ class NetReport:
             "train_time": self.train_time,
             "certify_time": self.certify_time,
             "attack_time": self.attack_time,
+            "pairwise_certified_accuracy": {
+                eps_key(e): v for e, v in self.pairwise_certified_accuracy.items()
+            },
+            "local_certified_accuracy": {eps_key(e): v for e, v in self.local_certified_accuracy.items()},
+            "pairwise_certified_not_attacked": {eps_key(e): v for e, v in self.pairwise_not_attacked.items()},
+            "local_certified_not_attacked": {eps_key(e): v for e, v in self.local_not_attacked.items()},
+            "pair_bounds": self.pair_bounds,
+            "margin_method": self.margin_method,
+            "local_method": self.local_method,
+            "local_points": self.local_points,
+            "margins_time": self.margins_time,
+            "local_time": self.local_time,
         }
 
 
@@ -345,6 +382,56 @@ def _layer_sizes(n_in: int, hidden: int, depth: int, n_out: int) -> list[int]:
     return [n_in, *([hidden] * depth), n_out]
 
 
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measures on the test set, with the per-point masks behind it."""
+
+    certificate: Certificate
+    clean: float
+    logits: torch.Tensor
+    certified: dict[float, float]
+    attacked: dict[float, float]
+    violations: dict[float, int]
+    robust: dict[float, torch.Tensor]
+    certify_time: float
+    attack_time: float
+
+
+def _evaluate(
+    model: nn.Module,
+    weights: Sequence[np.ndarray],
+    activation: str,
+    data: DigitsData,
+    settings: DigitsSettings,
+) -> Evaluation:
+    start = time.perf_counter()
+    cert = certify(list(weights), form="neuron", activation=activation, solver=settings.solver)
+    certify_time = time.perf_counter() - start
+    start = time.perf_counter()
+    model64 = copy.deepcopy(model).double().eval()
+    X = data.X_test.double()
+    with torch.no_grad():
+        logits = model64(X)
+    margins = robustness.logit_margins(logits, data.y_test)
+    clean = float((margins > 0).double().mean())
+    certified: dict[float, float] = {}
+    attacked: dict[float, float] = {}
+    violations: dict[float, int] = {}
+    robust: dict[float, torch.Tensor] = {}
+    for eps in settings.eps:
+        mask = robustness.certified_mask(logits, data.y_test, cert.bound, eps)
+        attack = robustness.pgd_attack(
+            model64, X, data.y_test, eps, steps=settings.pgd_steps, restarts=settings.pgd_restarts,
+            loss=settings.pgd_loss, seed=settings.seed,
+        )
+        certified[eps] = float(mask.double().mean())
+        attacked[eps] = attack.accuracy
+        violations[eps] = robustness.check_certified_subset(mask, attack.robust)
+        robust[eps] = attack.robust
+    return Evaluation(cert, clean, logits, certified, attacked, violations, robust, certify_time,
+                      time.perf_counter() - start)
+
+
 def evaluate(
     model: nn.Module,
     weights: Sequence[np.ndarray],
@@ -359,29 +446,82 @@ def evaluate(
     radius, the count of certified-but-broken points per radius (0), and the
     certification and attack times.
     """
+    e = _evaluate(model, weights, activation, data, settings)
+    return (e.certificate, e.clean, e.certified, e.attacked, e.violations, e.certify_time,
+            e.attack_time)
+
+
+@dataclass
+class TighterCertificates:
+    """Pairwise and local certified accuracy of one net (:func:`tighter_certificates`)."""
+
+    pairwise: dict[float, float]
+    local: dict[float, float]
+    pairwise_not_attacked: dict[float, int]
+    local_not_attacked: dict[float, int]
+    pair_bounds: np.ndarray
+    method: str
+    local_method: str
+    local_points: int
+    margins_time: float
+    local_time: float
+
+
+def tighter_certificates(
+    model: nn.Sequential, evaluation: Evaluation, activation: str, data: DigitsData, settings: DigitsSettings
+) -> TighterCertificates:
+    """Certified accuracy from class-pair bounds and from local bounds, beside the global one.
+
+    Pairwise (:func:`pylip.margins.certify_margins`): ``f_y - f_j > L_yj eps`` for
+    all ``j``. Local (:mod:`pylip.local`): margin ``> sqrt(2) L(x0, eps) eps`` with
+    ``L(x0, eps) <= L``; computed on the first ``settings.local_points`` test
+    points that are correct, not already certified globally, and not ruled out
+    by ``margin <= sqrt(2) eps ||J(x0)||_2`` (``||J(x0)|| <= L(x0, eps)``, so such
+    a point cannot be certified locally). Every other point counts as certified
+    locally iff the global bound certifies it. One hidden layer solves the
+    local SDP per point; deeper nets keep the global ``T`` (``method="fixed_T"``
+    of :func:`pylip.local.certify_local`: their SDPs take seconds each).
+    Class pairs: ``"sdp"`` for one hidden layer, ``"fixed_T"`` deeper (likewise).
+    """
+    from . import mlp_training as mt
+    from .local import certify_local, local_certified
+    from .margins import certify_margins
+    from .sampling import jacobian_norms
+
+    weights = mt.mlp_weights(model)
+    biases = [m.bias.detach().double().numpy() for m in model if isinstance(m, nn.Linear)]
+    cert, logits, y = evaluation.certificate, evaluation.logits, data.y_test
     start = time.perf_counter()
-    cert = certify(list(weights), form="neuron", activation=activation, solver=settings.solver)
-    certify_time = time.perf_counter() - start
+    margins_result = certify_margins(weights, logits=False, activation=activation, solver=settings.solver,
+                                     global_certificate=cert)
+    margins_time = time.perf_counter() - start
     start = time.perf_counter()
-    model64 = copy.deepcopy(model).double().eval()
-    X = data.X_test.double()
-    with torch.no_grad():
-        logits = model64(X)
-    margins = robustness.logit_margins(logits, data.y_test)
-    clean = float((margins > 0).double().mean())
-    certified: dict[float, float] = {}
-    attacked: dict[float, float] = {}
-    violations: dict[float, int] = {}
+    X = data.X_test.double().numpy()
+    margin = robustness.logit_margins(logits, y).numpy()
+    n_local = X.shape[0] if settings.local_points is None else min(settings.local_points, X.shape[0])
+    jac = jacobian_norms(weights, biases, X[:n_local], activation) if n_local else np.zeros(0)
+    local_method = "sdp" if len(weights) == 2 else "fixed_T"
+    pairwise, local, pair_broken, local_broken = {}, {}, {}, {}
     for eps in settings.eps:
-        mask = robustness.certified_mask(logits, data.y_test, cert.bound, eps)
-        attack = robustness.pgd_attack(
-            model64, X, data.y_test, eps, steps=settings.pgd_steps, restarts=settings.pgd_restarts,
-            loss=settings.pgd_loss, seed=settings.seed,
-        )
-        certified[eps] = float(mask.double().mean())
-        attacked[eps] = attack.accuracy
-        violations[eps] = robustness.check_certified_subset(mask, attack.robust)
-    return cert, clean, certified, attacked, violations, certify_time, time.perf_counter() - start
+        pair_mask = robustness.pairwise_certified_mask(logits, y, margins_result.pair_bounds, eps)
+        local_mask = robustness.certified_mask(logits, y, cert.bound, eps).clone()
+        for k in range(n_local):
+            if local_mask[k] or margin[k] <= 0 or margin[k] <= robustness.SQRT2 * eps * jac[k]:
+                continue
+            # the cheap fixed-T bound first; the SDP only where it does not certify the point
+            for method in dict.fromkeys(("fixed_T", local_method)):
+                bound = certify_local(weights, biases, X[k], eps, activation=activation,
+                                      solver=settings.solver, method=method, global_certificate=cert)
+                local_mask[k] = local_certified(float(margin[k]), bound)
+                if local_mask[k]:
+                    break
+        pairwise[eps] = float(pair_mask.double().mean())
+        local[eps] = float(local_mask.double().mean())
+        pair_broken[eps] = robustness.check_certified_subset(pair_mask, evaluation.robust[eps])
+        local_broken[eps] = robustness.check_certified_subset(local_mask, evaluation.robust[eps])
+    return TighterCertificates(pairwise, local, pair_broken, local_broken, margins_result.pair_bounds,
+                               margins_result.method, local_method, n_local, margins_time,
+                               time.perf_counter() - start)
 
 
 def run(
@@ -413,19 +553,29 @@ def run(
 
     def add(report: NetReport) -> None:
         nets.append(report)
-        bad = {e: v for e, v in report.certified_not_attacked.items() if v}
+        bad = {
+            f"{rule} {e:g}": v
+            for rule, counts in (("global", report.certified_not_attacked),
+                                 ("pairwise", report.pairwise_not_attacked),
+                                 ("local", report.local_not_attacked))
+            for e, v in counts.items() if v
+        }
         if bad:
             raise CertificateError(
                 f"{report.name}: points certified at radius eps but broken by the attack {bad}: "
                 "the certificate or the margin rule is wrong"
             )
         radii = ", ".join(f"{e:g}" for e in settings.eps)
-        shares = "/".join(f"{report.certified_accuracy[e]:.2f}" for e in settings.eps)
+        shares = ", ".join(
+            f"{report.certified_accuracy[e]:.2f}/{report.pairwise_certified_accuracy[e]:.2f}/"
+            f"{report.local_certified_accuracy[e]:.2f}" for e in settings.eps
+        )
         phase(
             f"[{len(nets)}/{total}] {report.name}: accuracy {report.clean_accuracy:.3f}, "
-            f"L = {report.bound:.4g} (trivial {report.trivial_bound:.4g}), certified at eps = "
-            f"{radii}: {shares}; train {report.train_time:.1f} s, certify {report.certify_time:.1f} s, "
-            f"attack {report.attack_time:.1f} s"
+            f"L = {report.bound:.4g} (trivial {report.trivial_bound:.4g}), certified (global/pairwise/"
+            f"local) at eps = {radii}: {shares}; train {report.train_time:.1f} s, certify "
+            f"{report.certify_time:.1f} s, pairs {report.margins_time:.1f} s, local "
+            f"{report.local_time:.1f} s ({report.local_points} points), attack {report.attack_time:.1f} s"
         )
 
     for depth, width in zip(settings.depths, settings.hidden):
@@ -443,17 +593,18 @@ def run(
             )
             mt.fit(model, data.X_train, data.y_train, fit_config, progress=progress)
             train_time = time.perf_counter() - start
-            phase(f"{name}: certifying (LipSDP-Neuron) and attacking")
+            phase(f"{name}: certifying (LipSDP-Neuron, class pairs, local) and attacking")
             activation = mt.mlp_activation(model)
-            cert, clean, cert_acc, att_acc, viol, t_cert, t_att = evaluate(
-                model, mt.mlp_weights(model), activation, data, settings
-            )
+            ev = _evaluate(model, mt.mlp_weights(model), activation, data, settings)
+            tight = tighter_certificates(model, ev, activation, data, settings)
+            cert = ev.certificate
             starts[kind] = (model, cert)
             add(NetReport(
                 name=name, kind=kind, hidden_layers=depth, layer_sizes=sizes, L_des=None, T_update_every=None,
-                start=None, clean_accuracy=clean, bound=cert.bound, trivial_bound=cert.trivial_bound,
-                certified_accuracy=cert_acc, attacked_accuracy=att_acc, certified_not_attacked=viol,
-                train_time=train_time, certify_time=t_cert, attack_time=t_att, model=model, certificate=cert,
+                start=None, clean_accuracy=ev.clean, bound=cert.bound, trivial_bound=cert.trivial_bound,
+                certified_accuracy=ev.certified, attacked_accuracy=ev.attacked,
+                certified_not_attacked=ev.violations, train_time=train_time, certify_time=ev.certify_time,
+                attack_time=ev.attack_time, model=model, certificate=cert, **_tighter_fields(tight),
             ))
         for lip in (r for r in settings.lipschitz if r.hidden_layers == depth):
             name = _net_name("lip", depth, lip.L_des, lip.T_update_every)
@@ -481,25 +632,37 @@ def run(
             train_time = time.perf_counter() - start
             phase(f"{name}: certifying the W_bar net (LipSDP-Neuron) and attacking")
             activation = mt.mlp_activation(trained.model)
-            cert, clean, cert_acc, att_acc, viol, t_cert, t_att = evaluate(
-                trained.model, mt.mlp_weights(trained.model), activation, data, settings
-            )
+            ev = _evaluate(trained.model, mt.mlp_weights(trained.model), activation, data, settings)
+            tight = tighter_certificates(trained.model, ev, activation, data, settings)
+            cert = ev.certificate
             add(NetReport(
                 name=name, kind="lipschitz", hidden_layers=depth, layer_sizes=sizes, L_des=lip.L_des,
-                T_update_every=lip.T_update_every, start=_net_name("L2", depth), clean_accuracy=clean,
-                bound=cert.bound, trivial_bound=cert.trivial_bound, certified_accuracy=cert_acc,
-                attacked_accuracy=att_acc, certified_not_attacked=viol, train_time=train_time,
-                certify_time=t_cert, attack_time=t_att, training_bound=float(trained.bound),
+                T_update_every=lip.T_update_every, start=_net_name("L2", depth), clean_accuracy=ev.clean,
+                bound=cert.bound, trivial_bound=cert.trivial_bound, certified_accuracy=ev.certified,
+                attacked_accuracy=ev.attacked, certified_not_attacked=ev.violations, train_time=train_time,
+                certify_time=ev.certify_time, attack_time=ev.attack_time, training_bound=float(trained.bound),
                 T_updates=_count_T_updates(trained.history), admm_iterations=len(trained.history),
-                model=trained.model, certificate=cert,
+                model=trained.model, certificate=cert, **_tighter_fields(tight),
             ))
     timings["total"] = time.perf_counter() - run_start
     timings["train"] = sum(n.train_time for n in nets)
     timings["certify"] = sum(n.certify_time for n in nets)
     timings["attack"] = sum(n.attack_time for n in nets)
+    timings["margins"] = sum(n.margins_time for n in nets)
+    timings["local"] = sum(n.local_time for n in nets)
     return DigitsResult(
         settings=settings, nets=nets, n_train=int(data.X_train.shape[0]), n_test=int(data.X_test.shape[0]),
         timings=timings,
+    )
+
+
+def _tighter_fields(tight: TighterCertificates) -> dict[str, Any]:
+    return dict(
+        pairwise_certified_accuracy=tight.pairwise, local_certified_accuracy=tight.local,
+        pairwise_not_attacked=tight.pairwise_not_attacked, local_not_attacked=tight.local_not_attacked,
+        pair_bounds=tight.pair_bounds.tolist(), margin_method=tight.method, local_method=tight.local_method,
+        local_points=tight.local_points,
+        margins_time=tight.margins_time, local_time=tight.local_time,
     )
 
 
@@ -518,11 +681,11 @@ def format_table(result: DigitsResult) -> str:
     radii = list(result.settings.eps)
     head = f"{'net':18s} {'layers':>12s} {'L_des':>6s} {'clean':>6s} {'L':>9s} {'trivial':>9s}"
     for eps in radii:
-        head += f" {'eps=' + format(eps, 'g'):>13s}"
+        head += f" {'eps=' + format(eps, 'g'):>23s}"
     lines = [
         f"digits ({result.settings.preset}): {result.n_train} training / {result.n_test} test images; "
-        f"accuracy certified / under l2 PGD ({result.settings.pgd_steps} steps, "
-        f"{result.settings.pgd_restarts} restart(s)) at each radius",
+        f"accuracy certified by the global / class-pair / local bounds / under l2 PGD "
+        f"({result.settings.pgd_steps} steps, {result.settings.pgd_restarts} restart(s)) at each radius",
         head,
     ]
     for net in result.nets:
@@ -532,11 +695,17 @@ def format_table(result: DigitsResult) -> str:
             f"{net.clean_accuracy:6.3f} {net.bound:9.4g} {net.trivial_bound:9.4g}"
         )
         for eps in radii:
-            row += f"   {net.certified_accuracy[eps]:.3f}/{net.attacked_accuracy[eps]:.3f}"
+            pair = net.pairwise_certified_accuracy.get(eps, math.nan)
+            local = net.local_certified_accuracy.get(eps, math.nan)
+            row += f" {net.certified_accuracy[eps]:.3f}/{pair:.3f}/{local:.3f}"
+            row += f"/{net.attacked_accuracy[eps]:.3f}"
         lines.append(row)
+    local_points = max((net.local_points for net in result.nets), default=0)
     lines.append(
-        "L: LipSDP-Neuron bound (pylip.certify, checked); trivial: product of spectral norms; "
-        "a point is certified at eps if its logit margin > sqrt(2) L eps"
+        "L: LipSDP-Neuron bound (pylip.certify, proven); trivial: product of spectral norms; certified at "
+        "eps: global, logit margin > sqrt(2) L eps; class-pair, f_y - f_j > L_yj eps for all j "
+        "(pylip.margins); local, margin > sqrt(2) L(x, eps) eps (pylip.local; computed on the first "
+        f"{local_points} test points, elsewhere the global rule)"
     )
     return "\n".join(lines)
 

@@ -77,7 +77,7 @@ def _from_mat(file: Path) -> list[Network]:
         return _from_res(file, _unwrap(content["res"]))
     if "weights" in content:
         weights = _numeric_cells(file, content["weights"], "cell array 'weights'")
-        return [Network(file.stem, as_weight_list(weights, f"{file.name} 'weights'"), None)]
+        return [Network(file.stem, as_weight_list(weights, f"{file.name} 'weights'", min_layers=1), None)]
     raise InputError(
         f"{file.name} holds neither a struct 'res' (the original's results) nor a cell "
         f"array 'weights' (LipSDP); variables found: "
@@ -101,6 +101,7 @@ def _from_res(file: Path, res: Any) -> list[Network]:
         weights = as_weight_list(
             _numeric_cells(file, res[f"weights{suffix}"], f"res.weights{suffix}"),
             f"{file.name} res.weights{suffix}",
+            min_layers=1,
         )
         cells = _numeric_cells(file, res[f"biases{suffix}"], f"res.biases{suffix}")
         if len(cells) != len(weights):
@@ -162,7 +163,7 @@ def _from_arrays(name: str, arrays: dict[str, np.ndarray], source: str | None = 
         raise InputError(
             f"{where}: expected arrays named W0, W1, ... (and optionally b0, b1, ...); found {found}"
         )
-    matrices = as_weight_list(weights, f"{where} weights")
+    matrices = as_weight_list(weights, f"{where} weights", min_layers=1)
     biases = _numbered(arrays, "b", where)
     vectors = (
         [as_vector(b, f"b{i}", w.shape[0]) for i, (w, b) in enumerate(zip(matrices, biases))]
@@ -188,7 +189,7 @@ def _from_state_dict(file: Path) -> Network:
     _require_linear_layers(file, state)
     weights = [v.double().numpy() for k, v in state.items() if k.endswith("weight")]
     biases = [v.double().numpy() for k, v in state.items() if k.endswith("bias")]
-    matrices = as_weight_list(weights, f"{file.name} weights")
+    matrices = as_weight_list(weights, f"{file.name} weights", min_layers=1)
     return Network(file.stem, matrices, biases if len(biases) == len(matrices) else None)
 
 
@@ -367,7 +368,8 @@ def _certificate_from_json(file: Path) -> StoredCertificate:
         )
     network = None
     if "weights" in content:
-        network = Network(file.stem, as_weight_list(content["weights"], f"{file.name} 'weights'"), None)
+        matrices = as_weight_list(content["weights"], f"{file.name} 'weights'", min_layers=1)
+        network = Network(file.stem, matrices, None)
     return StoredCertificate(
         L=_scalar(content["L"], f"{file.name} 'L'"),
         T=np.asarray(content["T"], dtype=np.float64),
@@ -387,7 +389,8 @@ def _certificate_from_mapping(file: Path, content: dict[str, Any], *, mat: bool)
         )
     network = None
     if mat and "weights" in content:
-        network = Network(file.stem, as_weight_list(_cells(content["weights"]), "weights"), None)
+        matrices = as_weight_list(_cells(content["weights"]), "weights", min_layers=1)
+        network = Network(file.stem, matrices, None)
     elif not mat and any(re.fullmatch(r"W\d+", k) for k in content):
         network = _from_arrays(file.stem, content, source=file.name)
     return StoredCertificate(

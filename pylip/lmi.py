@@ -12,6 +12,12 @@ which for one hidden layer is exactly eq. (5) of the paper. ``P <= 0`` proves
 that ``L`` bounds the network's Lipschitz constant, provided ``T`` is in the
 class the slope restriction (4) holds for (diagonal, non-negative).
 
+The slope restriction (4) behind it, ``(phi(x) - phi(y) - a (x - y)) (b (x - y) -
+(phi(x) - phi(y))) >= 0``, holds for any sector ``a <= b``: negative ``a``
+(silu, gelu, leakyrelu with a negative slope) and ``a = b`` included. With one
+sector per neuron, ``(a + b) T`` and ``ab T`` become ``diag(a + b) T`` and
+``diag(ab) T`` (``T`` diagonal, so they commute).
+
 The same formula serves numpy arrays (to *check* a certificate in float64) and
 cvxpy expressions (to *find* one); only ``T`` and ``L^2`` change type.
 """
@@ -69,8 +75,8 @@ def certificate_matrix(
     structure: NetworkStructure,
     T: Any,
     squared_bound: Any,
-    alpha: float,
-    beta: float,
+    alpha: Any,
+    beta: Any,
     *,
     with_output: bool = True,
 ) -> Any:
@@ -82,6 +88,15 @@ def certificate_matrix(
         t = np.diag(T)
         return _diagonal_certificate_matrix(structure, t, float(squared_bound), alpha, beta, with_output)
     A, B = structure.A, structure.B
+    if np.ndim(alpha) or np.ndim(beta):
+        # one sector per neuron: diag(a + b) and diag(a b) commute with a diagonal T
+        plus = np.diag(np.broadcast_to(np.asarray(alpha) + np.asarray(beta), (structure.n_hidden,)))
+        times = np.broadcast_to(np.asarray(alpha) * np.asarray(beta), (structure.n_hidden,))
+        cross = A.T @ T @ plus @ B
+        P = cross + cross.T - 2.0 * (B.T @ T @ B) - squared_bound * structure.input_selector
+        if np.any(times != 0.0):
+            P = P + (-2.0 * A.T) @ T @ np.diag(times) @ A
+        return P + structure.output_gram if with_output else P
     cross = A.T @ T @ B
     P = (alpha + beta) * (cross + cross.T) - 2.0 * (B.T @ T @ B) - squared_bound * structure.input_selector
     if alpha != 0.0:
@@ -93,25 +108,27 @@ def _diagonal_certificate_matrix(
     structure: NetworkStructure,
     t: np.ndarray,
     squared_bound: float,
-    alpha: float,
-    beta: float,
+    alpha: Any,
+    beta: Any,
     with_output: bool,
 ) -> np.ndarray:
     """``P(L^2, diag(t))`` in float64 without ``N x N`` matrix products (``B = [0, I]``)."""
     n0 = structure.n_in
+    plus = np.broadcast_to(np.asarray(alpha, dtype=np.float64) + np.asarray(beta, dtype=np.float64), t.shape)
+    times = np.broadcast_to(np.asarray(alpha, dtype=np.float64) * np.asarray(beta, dtype=np.float64), t.shape)
     AtT = structure.A.T * t[None, :]  # A' T, (n0 + N) x N
     P = np.zeros((structure.A.shape[1],) * 2)
-    P[:, n0:] += (alpha + beta) * AtT
-    P[n0:, :] += (alpha + beta) * AtT.T
+    P[:, n0:] += AtT * plus[None, :]
+    P[n0:, :] += (AtT * plus[None, :]).T
     P[n0:, n0:] -= 2.0 * np.diag(t)
     P[:n0, :n0] -= squared_bound * np.eye(n0)
-    if alpha != 0.0:
-        P -= 2.0 * alpha * beta * (AtT @ structure.A)
+    if np.any(times != 0.0):
+        P -= 2.0 * ((AtT * times[None, :]) @ structure.A)
     return P + structure.output_gram if with_output else P
 
 
 def sparse_certificate_matrix(
-    structure: NetworkStructure, T: Any, squared_bound: Any, alpha: float, beta: float
+    structure: NetworkStructure, T: Any, squared_bound: Any, alpha: Any, beta: Any
 ) -> Any:
     """``P`` with its output term as a Schur complement: ``[[P - Wl'Wl, C'], [C, -I]]``.
 
@@ -145,14 +162,14 @@ def rounding_slack(matrix: np.ndarray) -> float:
 
 
 def lmi_max_eigenvalue(
-    structure: NetworkStructure, T: np.ndarray, squared_bound: float, alpha: float, beta: float
+    structure: NetworkStructure, T: np.ndarray, squared_bound: float, alpha: Any, beta: Any
 ) -> float:
     """Largest eigenvalue of ``P(L^2, T)``: the certificate holds iff it is <= 0."""
     return max_eigenvalue(certificate_matrix(structure, T, squared_bound, alpha, beta))
 
 
 def minimal_squared_bound(
-    structure: NetworkStructure, T: np.ndarray, alpha: float, beta: float
+    structure: NetworkStructure, T: np.ndarray, alpha: Any, beta: Any
 ) -> float:
     """The smallest ``L^2`` with ``P(L^2, T) <= 0`` for this fixed ``T``.
 
@@ -180,7 +197,20 @@ def sqrt_up(value: float) -> float:
     return root
 
 
-def trivial_bound(weights: Sequence[np.ndarray], beta: float = 1.0) -> float:
-    """Product of the weights' spectral norms times ``beta`` per hidden layer."""
+def trivial_bound(weights: Sequence[np.ndarray], beta: Any = 1.0, alpha: Any = 0.0) -> float:
+    """Product of the weights' spectral norms times each hidden layer's largest ``|slope|``.
+
+    ``alpha`` and ``beta`` are scalars or one value per hidden neuron.
+    """
     norms = [np.linalg.norm(w, 2) for w in weights]
-    return float(np.prod(norms) * beta ** (len(weights) - 1))
+    return float(np.prod(norms) * np.prod(layer_slope_bounds(weights, alpha, beta)))
+
+
+def layer_slope_bounds(weights: Sequence[np.ndarray], alpha: Any, beta: Any) -> list[float]:
+    """Per hidden layer, the largest ``max(|alpha_i|, |beta_i|)`` of its neurons."""
+    sizes = [w.shape[0] for w in weights[:-1]]
+    n_hidden = int(sum(sizes))
+    steepest = np.maximum(np.abs(np.broadcast_to(np.asarray(alpha, dtype=np.float64), (n_hidden,))),
+                          np.abs(np.broadcast_to(np.asarray(beta, dtype=np.float64), (n_hidden,))))
+    edges = np.cumsum([0, *sizes])
+    return [float(np.max(steepest[edges[k]:edges[k + 1]])) for k in range(len(sizes))]

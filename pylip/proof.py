@@ -381,6 +381,57 @@ def _exactly_positive_semidefinite(matrix: list[list[Fraction]]) -> bool:
     return True
 
 
+def prove_spectral_norm(weight: np.ndarray, bound: float) -> Proof:
+    """Prove ``||W||_2 < bound`` for the exact float values of ``W``: ``bound^2 I - W'W > 0``.
+
+    The certificate of a single-layer net (a linear map). After an exact
+    power-of-two rescaling ``W = s V``, ``A = fl(b^2) I - fl(V'V)`` (``b = bound / s``)
+    differs from the exact matrix entrywise by at most ``gamma_{m+2} (|V|'|V| + b^2 I)``
+    (``m`` rows: each entry of ``V'V`` is a sum of ``m`` products, Higham eq. 3.5;
+    two more roundings on the diagonal), and Rump's test proves ``A`` definite
+    beyond that perturbation (module docstring, 2.-3.).
+    """
+    scale = power_of_two_scale(weight)
+    V = np.asarray(weight, dtype=np.float64) / scale
+    b = float(bound) / scale
+    if bound != 0 and abs(b) < np.finfo(np.float64).tiny:
+        raise ValueError("the bound underflows when the weight is rescaled")
+    m, n = V.shape
+    gram = V.T @ V
+    A = -gram
+    A[np.diag_indices(n)] += b * b
+    A = 0.5 * (A + A.T)  # exactly symmetric (the error bound covers both triangles)
+    absolute = np.abs(V).T @ np.abs(V) + (b * b) * np.eye(n)
+    entry_bound = gamma(m + 4) * (1.0 + gamma(m + 4))  # + the symmetrisation's rounding
+    frobenius = float(np.sqrt(np.sum(absolute * absolute))) * (1.0 + gamma(n * n + 1))
+    underflow = n * (m + 2) * 8 * UNDERFLOW_UNIT
+    return prove_positive_definite(A, (entry_bound * frobenius + underflow) * SAFETY)
+
+
+def prove_spectral_norm_exact(weight: np.ndarray, bound: float) -> Proof:
+    """Prove ``bound^2 I - W'W >= 0`` in exact rational arithmetic (small matrices)."""
+    rows = [[Fraction(float(v)) for v in row] for row in np.asarray(weight, dtype=np.float64)]
+    n = len(rows[0])
+    L = Fraction(float(bound))
+    M = [[(L * L if i == j else Fraction(0)) - sum((row[i] * row[j] for row in rows), Fraction(0))
+          for j in range(n)] for i in range(n)]
+    holds = _exactly_positive_semidefinite(M)
+    return Proof(holds=holds, method="exact", margin=0.0 if holds else float("nan"))
+
+
+def proven_spectral_norm(weight: np.ndarray) -> tuple[float, Proof]:
+    """The least float ``L`` of a ladder just above ``||W||_2`` with ``||W||_2 <= L`` proven."""
+    norm = float(np.linalg.norm(weight, 2))
+    if norm == 0.0:
+        return 0.0, Proof(holds=True, method="structure", margin=0.0)
+    for relative in (1e-15, 1e-14, 1e-13, 1e-12, 1e-10, 1e-8):
+        candidate = norm * (1.0 + relative)
+        result = prove_spectral_norm(weight, candidate)
+        if result.holds:
+            return candidate, result
+    raise ValueError("||W||_2 could not be proven within 1e-8 (relative) of its float64 value")
+
+
 def verify(
     weights: Sequence[Any],
     L: float,
@@ -403,7 +454,8 @@ def verify(
         L: the bound to prove.
         T: the multiplier, diagonal ``N x N`` or its diagonal (``N`` hidden
             neurons); non-negative.
-        activation, alpha, beta: the slope sector, as in :func:`pylip.certify`.
+        activation, alpha, beta: the slope sector, as in :func:`pylip.certify`
+            (per-neuron vectors included).
         exact: prove in exact rational arithmetic instead.
 
     Returns:
@@ -422,7 +474,7 @@ def verify(
         raise InputError(f"L must be a finite number >= 0, got {L!r}")
     n_hidden = sum(w.shape[0] for w in matrices[:-1])
     t = multiplier_diagonal(T, n_hidden)
-    a, b = slope_sector(activation, alpha, beta)
+    a, b = slope_sector(activation, alpha, beta, [w.shape[0] for w in matrices[:-1]])
     prover = prove_certificate_exact if exact else prove_certificate
     return prover(matrices, t, bound, a, b)
 

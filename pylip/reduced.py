@@ -10,7 +10,9 @@ holds iff (Schur complement of the middle block ``-2T < 0``) the
 
     G = [[L^2 I - c1 W0'TW0, -c2 W0'W1'], [-c2 W1W0, I - 1/2 W1 T^-1 W1']] >= 0,
 
-``c1 = (b - a)^2 / 2``, ``c2 = (a + b) / 2``. ``W1 T^-1 W1' = sum_k w1_k w1_k' / t_k``
+``c1 = (b - a)^2 / 2``, ``c2 = (a + b) / 2`` (for per-neuron sectors ``c1 T`` and
+``c2 I`` become ``diag(c1) T`` and ``diag(c2)``: the same elimination, neuron by
+neuron). ``W1 T^-1 W1' = sum_k w1_k w1_k' / t_k``
 and ``G`` only gets harder as that term grows, so replacing ``1/t_k`` by a
 variable ``s_k`` with ``s_k t_k >= 1`` (a rotated second-order cone) is exact:
 
@@ -30,6 +32,7 @@ LipSDP's 784-50-10 MNIST net thus becomes a 50 + 10 problem.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -63,8 +66,8 @@ def reduced_certificate_problem(
     W1: np.ndarray,
     *,
     form: str,
-    alpha: float,
-    beta: float,
+    alpha: Any,
+    beta: Any,
     margin: float,
 ) -> tuple[cp.Problem, cp.Variable, Callable[[], np.ndarray]]:
     """The SDP (6) of a one-hidden-layer net as ``G >= margin I`` plus rotated cones.
@@ -85,18 +88,19 @@ def reduced_certificate_problem(
     V = reduce_output(W1)  # p x n_h
     r, p = U.shape[1], V.shape[0]
     m = r + p
-    c1 = 0.5 * (beta - alpha) ** 2
-    c2 = 0.5 * (alpha + beta)
-    # vec(G) (column-major) = g0 + e_L L^2 - c1 K_t t - 1/2 K_s s
+    # per-neuron sectors: c1 and c2 become diagonal weights on the neurons
+    c1 = np.broadcast_to(0.5 * (np.asarray(beta) - np.asarray(alpha)) ** 2, (n_h,)).astype(np.float64)
+    c2 = np.broadcast_to(0.5 * (np.asarray(alpha) + np.asarray(beta)), (n_h,)).astype(np.float64)
+    # vec(G) (column-major) = g0 + e_L L^2 - K_t (c1 t) - 1/2 K_s s
     G0 = np.zeros((m, m))
-    cross = -c2 * (V @ U)  # p x r
+    cross = -((V * c2[None, :]) @ U)  # p x r
     G0[r:, :r] = cross
     G0[:r, r:] = cross.T
     G0[r:, r:] = np.eye(p)
     E = np.zeros((m, m))
     E[:r, :r] = np.eye(r)
     K_t = np.zeros((m, m, n_h))
-    K_t[:r, :r, :] = np.einsum("ki,kj->ijk", U, U)
+    K_t[:r, :r, :] = np.einsum("ki,kj,k->ijk", U, U, c1)
     K_s = np.zeros((m, m, n_h))
     K_s[r:, r:, :] = np.einsum("ik,jk->ijk", V, V)
     if form == "neuron":
@@ -109,7 +113,7 @@ def reduced_certificate_problem(
     squared = cp.Variable(name="L2")
     t = cp.Variable(groups, name="t")
     s = cp.Variable(groups, name="s")
-    g = G0.reshape(-1, order="F") + E.reshape(-1, order="F") * squared - c1 * (K_t @ t) - 0.5 * (K_s @ s)
+    g = G0.reshape(-1, order="F") + E.reshape(-1, order="F") * squared - K_t @ t - 0.5 * (K_s @ s)
     G = cp.reshape(g, (m, m), order="F")
     constraints = [
         0.5 * (G + G.T) >> margin * np.eye(m),

@@ -10,6 +10,11 @@ class on the whole l2 ball of radius ``eps`` around it. The certified robust
 accuracy at ``eps`` is the fraction of test points classified correctly with
 such a margin.
 
+Class-pair bounds certify more: with ``L_yj`` a bound of ``f_y - f_j`` itself
+(:mod:`pylip.margins`), ``x`` is certified when ``f_y(x) - f_j(x) > L_yj eps``
+for every ``j != y`` (:func:`pairwise_certified_mask`); ``L_yj <= sqrt(2) L``,
+so every point the global rule certifies is certified this way too.
+
 The empirical counterpart is an l2 PGD attack (Madry et al. 2018): projected
 gradient ascent on a loss within the ball. Every iterate lies in the ball, so
 an iterate that is misclassified is a real adversarial example; the attacked
@@ -131,6 +136,60 @@ def certified_accuracy(
 ) -> dict[float, float]:
     """Fraction of points certified at each radius (:func:`certified_mask`)."""
     return {e: float(certified_mask(logits, labels, bound, e).double().mean()) for e in check_radii(eps)}
+
+
+def check_pair_bounds(pair_bounds: torch.Tensor | np.ndarray, n_classes: int) -> torch.Tensor:
+    """A ``c x c`` matrix of pair bounds ``L_ij`` (>= 0, no NaN; ``inf``: not bounded), as float64."""
+    matrix = torch.as_tensor(np.asarray(pair_bounds, dtype=np.float64))
+    if matrix.shape != (n_classes, n_classes):
+        raise InputError(
+            f"pair_bounds must be {n_classes} x {n_classes} (one L_ij per class pair), "
+            f"got {tuple(matrix.shape)}"
+        )
+    if bool(torch.isnan(matrix).any()) or bool((matrix < 0).any()):
+        raise InputError("pair_bounds must be >= 0 and not NaN (inf marks a pair without a bound)")
+    return matrix
+
+
+def pairwise_certified_mask(
+    logits: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    pair_bounds: torch.Tensor | np.ndarray,
+    eps: float,
+) -> torch.Tensor:
+    """Points certified at ``eps`` by class-pair bounds: ``f_y - f_j > L_yj eps`` for every ``j != y``.
+
+    ``L_yj`` bounds the l2 Lipschitz constant of ``f_y - f_j`` itself
+    (:func:`pylip.margins.certify_margins`), so no ``sqrt(2)`` enters: on the
+    ball, ``f_y - f_j >= (f_y - f_j)(x) - L_yj eps > 0``. With every
+    ``L_yj = sqrt(2) L`` this is :func:`certified_mask`.
+    """
+    z = _logits(logits)
+    y = _labels(labels, z.shape[0], z.shape[1])
+    radius = check_radius(eps)
+    bounds = check_pair_bounds(pair_bounds, z.shape[1]).to(z.dtype)
+    gaps = z.gather(1, y[:, None]) - z  # f_y - f_j, 0 at j = y
+    needed = bounds[y] * radius  # L_yj eps per point and class
+    ok = gaps > needed
+    ok = ok | (torch.arange(z.shape[1])[None, :] == y[:, None])
+    return ok.all(dim=1) & (logit_margins(z, y) > 0)
+
+
+def certified_accuracies(
+    logits: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    bound: float,
+    pair_bounds: torch.Tensor | np.ndarray,
+    eps: float | Sequence[float],
+) -> dict[str, dict[float, float]]:
+    """Global (``sqrt(2) L eps``) and pairwise (``L_yj eps``) certified accuracy at each radius."""
+    radii = check_radii(eps)
+    return {
+        "global": {e: float(certified_mask(logits, labels, bound, e).double().mean()) for e in radii},
+        "pairwise": {
+            e: float(pairwise_certified_mask(logits, labels, pair_bounds, e).double().mean()) for e in radii
+        },
+    }
 
 
 def _check_inputs(model: nn.Module, X: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> tuple[

@@ -60,7 +60,7 @@ def sampled_lower_bound(
 
     Inputs are drawn from ``N(0, scale^2 I)``; missing biases count as zero.
     """
-    matrices = as_weight_list(weights)
+    matrices = as_weight_list(weights, min_layers=1)
     vectors = _biases(matrices, biases)
     n_samples = as_count(n_samples, "n_samples", 1)
     if not as_number(scale, "scale") > 0:
@@ -76,3 +76,39 @@ def _biases(weights: Sequence[np.ndarray], biases: Sequence[Any] | None) -> list
     if biases is None:
         return [np.zeros(w.shape[0]) for w in weights]
     return [as_vector(b, f"biases[{i}]", w.shape[0]) for i, (w, b) in enumerate(zip(weights, biases))]
+
+
+def sample_ball(center: np.ndarray, radius: float, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_samples`` points uniform in the l2 ball ``||x - center|| <= radius``."""
+    d = center.shape[0]
+    direction = rng.standard_normal((n_samples, d))
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-300)
+    return center + direction * (radius * rng.uniform(0.0, 1.0, (n_samples, 1)) ** (1.0 / d))
+
+
+def sampled_local_lower_bound(
+    weights: Sequence[Any],
+    biases: Sequence[Any] | None,
+    center: Any,
+    radius: float,
+    *,
+    activation: str = "tanh",
+    n_samples: int = 2000,
+    rng: np.random.Generator | int | None = None,
+) -> float:
+    """Largest Jacobian spectral norm over points of the ball (and its centre): a lower bound on ``L(x0, r)``.
+
+    Half the points are uniform in the ball, half on its sphere (where the
+    slopes differ most from the centre's).
+    """
+    matrices = as_weight_list(weights, min_layers=1)
+    vectors = _biases(matrices, biases)
+    x0 = as_vector(center, "center", matrices[0].shape[1])
+    generator = as_generator(rng)
+    inside = sample_ball(x0, radius, n_samples - n_samples // 2, generator)
+    on_sphere = sample_ball(x0, radius, n_samples // 2, generator)
+    on_sphere = x0 + (on_sphere - x0) * (
+        radius / np.maximum(np.linalg.norm(on_sphere - x0, axis=1, keepdims=True), 1e-300)
+    )
+    points = np.vstack([x0[None, :], inside, on_sphere])
+    return float(jacobian_norms(matrices, vectors, points, activation).max())

@@ -85,8 +85,11 @@ def _require_finite(array: np.ndarray, name: str) -> None:
         )
 
 
-def as_weight_list(weights: Sequence[Any], name: str = "weights") -> list[np.ndarray]:
-    """Check a feed-forward network's weight matrices ``[W0, ..., Wl]`` and that they chain."""
+def as_weight_list(weights: Sequence[Any], name: str = "weights", *, min_layers: int = 2) -> list[np.ndarray]:
+    """Check a feed-forward network's weight matrices ``[W0, ..., Wl]`` and that they chain.
+
+    ``min_layers=1`` also accepts a single matrix ``[W]`` (a linear map).
+    """
     if isinstance(weights, np.ndarray) and weights.dtype != object:
         raise InputError(
             f"{name} must be a list of weight matrices [W0, W1, ...], not a single array"
@@ -97,10 +100,11 @@ def as_weight_list(weights: Sequence[Any], name: str = "weights") -> list[np.nda
             f"{name} must be a list of weight matrices [W0, W1, ...], got {type(weights).__name__}{hint}"
         )
     matrices = [as_matrix(w, f"{name}[{i}]") for i, w in enumerate(weights)]
-    if len(matrices) < 2:
+    if len(matrices) < min_layers:
         raise InputError(
-            f"{name} must hold at least two weight matrices (input->hidden, hidden->output), "
-            f"got {len(matrices)}"
+            (f"{name} must hold at least two weight matrices (input->hidden, hidden->output), "
+             if min_layers == 2 else f"{name} must hold at least {min_layers} weight matrix, ")
+            + f"got {len(matrices)}"
         )
     for i in range(1, len(matrices)):
         if matrices[i].shape[1] != matrices[i - 1].shape[0]:

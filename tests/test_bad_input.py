@@ -19,7 +19,7 @@ NET_1_2_1 = {"W0": [[1.0], [2.0]], "W1": [[1.0, 1.0]], "b0": [0, 0], "b1": [0]}
     "weights, match",
     [
         ([np.ones((3, 2)), np.ones((1, 4))], r"weights\[1\] has 4 columns"),
-        ([np.ones((3, 2))], "at least two"),
+        ([], "at least 1 weight matrix"),
         ([np.ones((3, 2)), np.ones(3)], r"weights\[1\] must be 2-D"),
         ([np.ones((0, 2)), np.ones((1, 0))], r"weights\[0\] is empty"),
         ([np.array([[np.nan, 1.0]]).T, np.ones((1, 1))], r"weights\[0\] contains 1 NaN or inf"),
@@ -36,10 +36,14 @@ def test_bad_weights(weights, match):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"alpha": 1.0, "beta": 1.0}, "alpha must be smaller than beta"),
-        ({"alpha": -0.1}, "alpha must be >= 0"),
+        ({"alpha": 1.0, "beta": 0.5}, "alpha must not exceed beta"),
+        ({"alpha": [0.0, 2.0, 0.0], "beta": 1.0}, r"alpha must not exceed beta.*neuron 1"),
+        ({"alpha": [0.0, 0.0], "beta": 1.0}, "one number per hidden neuron"),
         ({"beta": np.nan}, "finite"),
-        ({"activation": "swish"}, "activation must be one of"),
+        ({"activation": "mish"}, "activation must be one of.*silu.*gelu.*identity"),
+        ({"activation": "tanh:2"}, "activation must be one of"),
+        ({"activation": "leakyrelu:x"}, "must be a number"),
+        ({"activation": "elu:-1"}, "elu's parameter must be >= 0"),
         ({"form": "diag"}, "form must be one of"),
         ({"margin": -1.0}, "margin"),
     ],

@@ -114,6 +114,77 @@ def test_every_certified_point_survives_the_attack(run_and_files):
         assert bool(R.certified_mask(logits, data.y_test, net.bound, 0.05).any())
 
 
+def test_pairwise_and_local_lie_between_global_and_attacked(summary):
+    for net in summary:
+        assert net["local_points"] == digits.DigitsSettings.miniature().local_points
+        method = "sdp" if net["hidden_layers"] == 1 else "fixed_T"
+        assert net["margin_method"] == net["local_method"] == method
+        pair = np.array(net["pair_bounds"])
+        assert pair.shape == (10, 10) and np.all(pair <= np.sqrt(2) * net["bound"] * (1 + 1e-15))
+        for eps, glob in net["certified_accuracy"].items():
+            attacked = net["attacked_accuracy"][eps]
+            assert glob <= net["pairwise_certified_accuracy"][eps] <= attacked, (net["name"], eps)
+            assert glob <= net["local_certified_accuracy"][eps] <= attacked, (net["name"], eps)
+            assert net["pairwise_certified_not_attacked"][eps] == 0
+            assert net["local_certified_not_attacked"][eps] == 0
+    # not vacuous: the tighter rules certify more somewhere
+    assert any(net["pairwise_certified_accuracy"][e] > net["certified_accuracy"][e]
+               for net in summary for e in net["certified_accuracy"])
+    assert any(net["local_certified_accuracy"][e] > net["certified_accuracy"][e]
+               for net in summary for e in net["certified_accuracy"])
+
+
+def test_pairwise_and_local_certified_points_survive_a_stronger_attack(run_and_files):
+    result, _, _ = run_and_files
+    data = digits.load_data(result.settings)
+    stronger = digits.DigitsSettings.miniature(pgd_steps=20, pgd_restarts=2, seed=3, eps=(0.05, 0.1, 0.5))
+    from pylip import mlp_training
+
+    for net in (result.nets[1], result.nets[4]):  # the L2 nets: the most points certified locally
+        activation = mlp_training.mlp_activation(net.model)
+        weights = mlp_training.mlp_weights(net.model)
+        evaluation = digits._evaluate(net.model, weights, activation, data, stronger)
+        tight = digits.tighter_certificates(net.model, evaluation, activation, data, stronger)
+        assert all(v == 0 for v in tight.pairwise_not_attacked.values())
+        assert all(v == 0 for v in tight.local_not_attacked.values())
+        assert tight.pairwise[0.05] >= evaluation.certified[0.05]
+
+
+def test_digits_local_bounds_are_bracketed(run_and_files):
+    from pylip import mlp_training, sampling
+    from pylip.local import certify_local
+
+    result, _, _ = run_and_files
+    data = digits.load_data(result.settings)
+    for net in (result.nets[2], result.nets[5]):
+        weights = mlp_training.mlp_weights(net.model)
+        biases = [m.bias.detach().double().numpy() for m in net.model if isinstance(m, torch.nn.Linear)]
+        for x0 in data.X_test.double().numpy()[:3]:
+            for eps in (0.1, 0.5):
+                local = certify_local(weights, biases, x0, eps, global_bound=net.bound)
+                lower = sampling.sampled_local_lower_bound(weights, biases, x0, eps, n_samples=1000)
+                assert lower <= local.bound <= net.bound
+
+
+def test_ci_summary_check_knows_the_new_columns(summary):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / ".ci" / "check_digits_summary.py"
+    spec = importlib.util.spec_from_file_location("check_digits_summary", path)
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    assert check.problems(summary) == []
+    old = [{k: v for k, v in net.items() if not k.startswith(("pairwise", "local"))} for net in summary]
+    assert check.problems(old) == []  # summaries from before the new columns still pass
+    bad = copy.deepcopy(summary)
+    bad[0]["pairwise_certified_accuracy"]["0.1"] = bad[0]["certified_accuracy"]["0.1"] - 0.01
+    bad[1]["local_certified_accuracy"]["0.1"] = bad[1]["attacked_accuracy"]["0.1"] + 0.01
+    bad[2]["local_certified_not_attacked"]["0.5"] = 1
+    found = check.problems(bad)
+    assert len(found) == 3 and "< global" in found[0] and "> attacked" in found[1] and "must be 0" in found[2]
+
+
 def test_outputs_table_and_figure(run_and_files):
     result, folder, files = run_and_files
     names = ["summary.json", "digits_run.json", "digits_table.txt", "digits_tradeoff.png"]
