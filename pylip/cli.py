@@ -426,10 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
         "digits-example",
         help="digits (scikit-learn): nominal, L2 and Lipschitz nets; certified vs. attacked accuracy",
     )
-    p.add_argument("--quick", action="store_true", help="the reduced run (a minute or two; --preset quick)")
+    p.add_argument("--quick", action="store_true", help="the reduced run (--preset quick; README: Run times)")
     p.add_argument(
         "--preset", default="full", choices=["full", "quick", "miniature"],
-        help="settings (default: full, about 7 minutes on two cores; miniature: seconds, for tests)",
+        help="settings (default: full; quick: reduced; miniature: seconds, for tests; README: Run times)",
     )
     p.add_argument("--out", default="pylip-results", help="output folder (default: pylip-results)")
     p.add_argument(
