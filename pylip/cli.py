@@ -471,7 +471,8 @@ ARGUMENT_MINIMA = (
     ("epochs_L2", 1, "SGD steps"),
     ("it_ADMM", 1, "ADMM iterations"),
 )
-POSITIVE_NUMBERS = ("scale", "lr", "rho", "mu", "lmbd")
+POSITIVE_NUMBERS = ("scale", "lr", "rho")
+NONNEGATIVE_NUMBERS = ("mu", "lmbd")
 TRAINING_COMMANDS = ("reproduce", "sin-example", "classifier-example", "digits-example")
 
 
@@ -486,6 +487,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, dest, None)
         if value is not None and not (value > 0 and value != float("inf")):
             raise InputError(f"--{dest} must be a finite number > 0, got {value}")
+    for dest in NONNEGATIVE_NUMBERS:
+        value = getattr(args, dest, None)
+        if value is not None and not (value >= 0 and value != float("inf")):
+            raise InputError(f"--{dest} must be a finite number >= 0, got {value}")
     if getattr(args, "ind_Lip", None) not in (None, 1, 2):
         raise InputError(
             f"--ind-Lip must be 1 (Lipschitz regularisation, eq. 9) or 2 (enforce L_des, eq. 12), "
