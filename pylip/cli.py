@@ -427,10 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
         "digits-example",
         help="digits (scikit-learn): nominal, L2 and Lipschitz nets; certified vs. attacked accuracy",
     )
-    p.add_argument("--quick", action="store_true", help="the reduced run (a minute or two; --preset quick)")
+    p.add_argument("--quick", action="store_true", help="the reduced run (--preset quick; README: Run times)")
     p.add_argument(
         "--preset", default="full", choices=["full", "quick", "miniature"],
-        help="settings (default: full, about 7 minutes on two cores; miniature: seconds, for tests)",
+        help="settings (default: full; quick: reduced; miniature: seconds, for tests; README: Run times)",
     )
     p.add_argument("--out", default="pylip-results", help="output folder (default: pylip-results)")
     p.add_argument(
@@ -472,7 +472,8 @@ ARGUMENT_MINIMA = (
     ("epochs_L2", 1, "SGD steps"),
     ("it_ADMM", 1, "ADMM iterations"),
 )
-POSITIVE_NUMBERS = ("scale", "lr", "rho", "mu", "lmbd")
+POSITIVE_NUMBERS = ("scale", "lr", "rho")
+NONNEGATIVE_NUMBERS = ("mu", "lmbd")
 TRAINING_COMMANDS = ("reproduce", "sin-example", "classifier-example", "digits-example")
 
 
@@ -487,6 +488,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, dest, None)
         if value is not None and not (value > 0 and value != float("inf")):
             raise InputError(f"--{dest} must be a finite number > 0, got {value}")
+    for dest in NONNEGATIVE_NUMBERS:
+        value = getattr(args, dest, None)
+        if value is not None and not (value >= 0 and value != float("inf")):
+            raise InputError(f"--{dest} must be a finite number >= 0, got {value}")
     if getattr(args, "ind_Lip", None) not in (None, 1, 2):
         raise InputError(
             f"--ind-Lip must be 1 (Lipschitz regularisation, eq. 9) or 2 (enforce L_des, eq. 12), "

@@ -341,9 +341,7 @@ def load_certificate(path: str | os.PathLike[str], net: str | None = None) -> St
         content = {k: v for k, v in _read_mat(file).items() if not k.startswith("__")}
         return _certificate_from_mapping(file, content, mat=True)
     if suffix == ".npz":
-        with np.load(file, allow_pickle=False) as archive:
-            content = {k: archive[k] for k in archive.files}
-        return _certificate_from_mapping(file, content, mat=False)
+        return _certificate_from_mapping(file, _read_npz(file), mat=False)
     raise InputError(f"cannot read a certificate from {file.name}: expected a .json, .mat or .npz file")
 
 
