@@ -106,6 +106,10 @@ def test_pairwise_mask_contains_the_global_one():
         assert bool((glob <= pairwise).all())
     report = robustness.certified_accuracies(logits, labels, L, tighter, [0.1, 0.4])
     assert report["pairwise"][0.4] >= report["global"][0.4]
+    unbounded = np.full((5, 5), np.inf)
+    correct = robustness.logit_margins(logits, labels) > 0
+    assert torch.equal(robustness.pairwise_certified_mask(logits, labels, unbounded, 0.0), correct)
+    assert not robustness.pairwise_certified_mask(logits, labels, unbounded, 0.1).any()
     with pytest.raises(pylip.InputError, match="pair_bounds must be 5 x 5"):
         robustness.pairwise_certified_mask(logits, labels, np.ones((4, 4)), 0.1)
 
