@@ -147,3 +147,20 @@ def test_compiled_pair_problem_matches_certify():
         theirs = pylip.certify([weights[0], row], alpha=alpha, beta=beta)
         assert mine.bound == pytest.approx(theirs.bound, rel=1e-6)  # the same SDP, two compilations
         assert mine.prove([weights[0], row]).holds
+
+
+def test_a_failing_solver_leaves_the_global_caps(monkeypatch):
+    from pylip import margins
+
+    weights = _net(19, [5, 6, 3])
+    glob = pylip.certify(weights)
+
+    def fail(*args, **kwargs):
+        raise pylip.SolverError("CLARABEL failed (simulated)")
+
+    monkeypatch.setattr(margins, "certify", fail)
+    monkeypatch.setattr(margins.ReducedPairProblem, "certify", fail)
+    result = certify_margins(weights, global_certificate=glob)
+    cap = result.pair_bounds[np.triu_indices(3, 1)]
+    assert np.all(cap >= SQRT2 * glob.bound) and np.all(cap <= SQRT2 * glob.bound * (1 + 1e-15))
+    assert np.all(result.logit_bounds == glob.bound)
