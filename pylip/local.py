@@ -47,7 +47,7 @@ import numpy as np
 
 from .activations import Activation, get_activation
 from .certificate import Certificate, certify
-from .errors import InputError, SolverError
+from .errors import CertificateError, InputError, SolverError
 from .validation import as_vector, as_weight_list
 
 UNIT = 2.0**-53
@@ -190,13 +190,14 @@ def certify_local(
         if fixed is not None:
             bound = fixed.bound if global_bound is None else min(fixed.bound, float(global_bound))
             return LocalBound(bound, r, alpha, beta, intervals, constant, fixed)
-        return LocalBound(global_certificate.bound, r, alpha, beta, intervals, constant, global_certificate)
+        return LocalBound(min(global_certificate.bound, float(global_bound or global_certificate.bound)), r,
+                          alpha, beta, intervals, constant, global_certificate)
     try:
         cert = certify_reduced_input(pruned, alpha=a, beta=b, solver=solver)
-    except SolverError:
+    except (SolverError, CertificateError):
         if global_certificate is None:
             raise
-        # the solver failed on the local SDP: the global T with the local sectors instead
+        # the solver failed (or gave no provable point) on the local SDP: the global T with the local sectors instead
         return certify_local(matrices, vectors, center, r, activation=activation, method="fixed_T",
                              global_bound=global_bound, global_certificate=global_certificate)
     bound = cert.bound if global_bound is None else min(cert.bound, float(global_bound))
