@@ -197,7 +197,7 @@ def certify_local(
     except (SolverError, CertificateError):
         if global_certificate is None:
             raise
-        # the solver failed (or gave no provable point) on the local SDP: the global T with the local sectors instead
+        # the solver failed (or gave no provable point): the global T with the local sectors
         return certify_local(matrices, vectors, center, r, activation=activation, method="fixed_T",
                              global_bound=global_bound, global_certificate=global_certificate)
     bound = cert.bound if global_bound is None else min(cert.bound, float(global_bound))
