@@ -99,7 +99,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     how = "exact rational arithmetic" if result.method == "exact" else "Rump's floating-point-safe test"
     if result.holds:
         margin = -scaled_max_eigenvalue(network.weights, multiplier_diagonal(stored.T, _hidden(network)),
-                                        stored.L, *_sector(activation, alpha, beta))
+                                        stored.L, *_sector(activation, alpha, beta, network.weights))
         print(
             f"proven: L = {stored.L:.17g} bounds the Lipschitz constant of {network.name} ({sizes}): "
             f"P(L^2, T) <= 0 holds for the exact values ({how}); margin about {margin:.3g} "
@@ -115,10 +115,10 @@ def _hidden(network: Any) -> int:
     return int(sum(w.shape[0] for w in network.weights[:-1]))
 
 
-def _sector(activation: str, alpha: Any, beta: Any) -> tuple[float, float]:
+def _sector(activation: str, alpha: Any, beta: Any, weights: Any) -> tuple[Any, Any]:
     from .certificate import slope_sector
 
-    return slope_sector(activation, alpha, beta)
+    return slope_sector(activation, alpha, beta, [w.shape[0] for w in weights[:-1]])
 
 
 def _certify_many(args: argparse.Namespace) -> int:

@@ -317,8 +317,8 @@ class StoredCertificate:
     T: np.ndarray
     network: Network | None
     activation: str | None
-    alpha: float | None
-    beta: float | None
+    alpha: Any  # a number, one number per hidden neuron, or None
+    beta: Any
 
 
 def load_certificate(path: str | os.PathLike[str], net: str | None = None) -> StoredCertificate:
@@ -413,8 +413,8 @@ def save_certificate(certificate: Any, weights: list[np.ndarray], path: str | os
     content = {
         "L": certificate.bound,
         "T": np.diag(certificate.T).tolist(),
-        "alpha": certificate.alpha,
-        "beta": certificate.beta,
+        "alpha": np.asarray(certificate.alpha, dtype=np.float64).tolist(),  # a number or one per neuron
+        "beta": np.asarray(certificate.beta, dtype=np.float64).tolist(),
         "weights": [np.asarray(w, dtype=np.float64).tolist() for w in weights],
     }
     target.write_text(json.dumps(content))

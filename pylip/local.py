@@ -47,7 +47,7 @@ import numpy as np
 
 from .activations import Activation, get_activation
 from .certificate import Certificate, certify
-from .errors import InputError
+from .errors import CertificateError, InputError, SolverError
 from .validation import as_vector, as_weight_list
 
 UNIT = 2.0**-53
@@ -157,7 +157,8 @@ def certify_local(
             needed) and take the smallest ``L`` it proves with the local sectors (a
             Schur complement, no SDP: far cheaper for deep nets, looser).
         global_certificate: the network's proven global certificate (its bound
-            caps the local one, as ``global_bound``).
+            caps the local one, as ``global_bound``; and if the solver fails on the
+            local SDP, ``"fixed_T"`` is used instead).
     """
     from .margins import certify_reduced_input
 
@@ -189,8 +190,16 @@ def certify_local(
         if fixed is not None:
             bound = fixed.bound if global_bound is None else min(fixed.bound, float(global_bound))
             return LocalBound(bound, r, alpha, beta, intervals, constant, fixed)
-        return LocalBound(global_certificate.bound, r, alpha, beta, intervals, constant, global_certificate)
-    cert = certify_reduced_input(pruned, alpha=a, beta=b, solver=solver)
+        return LocalBound(min(global_certificate.bound, float(global_bound or global_certificate.bound)), r,
+                          alpha, beta, intervals, constant, global_certificate)
+    try:
+        cert = certify_reduced_input(pruned, alpha=a, beta=b, solver=solver)
+    except (SolverError, CertificateError):
+        if global_certificate is None:
+            raise
+        # the solver failed (or gave no provable point): the global T with the local sectors
+        return certify_local(matrices, vectors, center, r, activation=activation, method="fixed_T",
+                             global_bound=global_bound, global_certificate=global_certificate)
     bound = cert.bound if global_bound is None else min(cert.bound, float(global_bound))
     return LocalBound(bound, r, alpha, beta, intervals, constant, cert)
 

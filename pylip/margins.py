@@ -205,7 +205,25 @@ def _one_output_certificate(
     options: dict[str, Any],
     compiled: ReducedPairProblem | None = None,
 ) -> Certificate:
-    """The proven certificate of the network ``[W0, ..., W_{l-1}, row]``."""
+    """The proven certificate of the network ``[W0, ..., W_{l-1}, row]``.
+
+    ``glob`` itself when no better bound could be proven (the solver failed):
+    the pair then keeps the cap ``sqrt(2) L``, the logit ``L``.
+    """
+    try:
+        return _solved_one_output(matrices, row, glob, method, options, compiled)
+    except (SolverError, CertificateError):
+        return glob
+
+
+def _solved_one_output(
+    matrices: list[np.ndarray],
+    row: np.ndarray,
+    glob: Certificate,
+    method: str,
+    options: dict[str, Any],
+    compiled: ReducedPairProblem | None,
+) -> Certificate:
     net = [*matrices[:-1], row]
     if len(matrices) == 1:
         return certify(net)

@@ -169,7 +169,8 @@ def pairwise_certified_mask(
     radius = check_radius(eps)
     bounds = check_pair_bounds(pair_bounds, z.shape[1]).to(z.dtype)
     gaps = z.gather(1, y[:, None]) - z  # f_y - f_j, 0 at j = y
-    needed = bounds[y] * radius  # L_yj eps per point and class
+    # L_yj eps per point and class (0 at eps = 0, also for a pair without a bound: inf * 0)
+    needed = bounds[y] * radius if radius > 0 else torch.zeros_like(z)
     ok = gaps > needed
     ok = ok | (torch.arange(z.shape[1])[None, :] == y[:, None])
     return ok.all(dim=1) & (logit_margins(z, y) > 0)

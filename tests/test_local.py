@@ -114,3 +114,21 @@ def test_fixed_T_local_bound_between_sampled_sdp_and_global(activation):
         certify_local(weights, biases, x0, 0.1, method="fixed_T")
     with pytest.raises(pylip.InputError, match="method must be one of"):
         certify_local(weights, biases, x0, 0.1, method="ibp")
+
+
+def test_a_failing_local_solver_falls_back_to_the_global_T(monkeypatch):
+    from pylip import margins
+
+    weights, biases = _net(10, [4, 6, 3])
+    glob = pylip.certify(weights)
+
+    def fail(*args, **kwargs):
+        raise pylip.SolverError("CLARABEL failed (simulated)")
+
+    monkeypatch.setattr(margins, "certify_reduced_input", fail)
+    x0 = np.zeros(4)
+    local = certify_local(weights, biases, x0, 0.1, global_certificate=glob)
+    fixed = certify_local(weights, biases, x0, 0.1, method="fixed_T", global_certificate=glob)
+    assert local.bound == fixed.bound <= glob.bound
+    with pytest.raises(pylip.SolverError):
+        certify_local(weights, biases, x0, 0.1)

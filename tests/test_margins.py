@@ -106,6 +106,10 @@ def test_pairwise_mask_contains_the_global_one():
         assert bool((glob <= pairwise).all())
     report = robustness.certified_accuracies(logits, labels, L, tighter, [0.1, 0.4])
     assert report["pairwise"][0.4] >= report["global"][0.4]
+    unbounded = np.full((5, 5), np.inf)
+    correct = robustness.logit_margins(logits, labels) > 0
+    assert torch.equal(robustness.pairwise_certified_mask(logits, labels, unbounded, 0.0), correct)
+    assert not robustness.pairwise_certified_mask(logits, labels, unbounded, 0.1).any()
     with pytest.raises(pylip.InputError, match="pair_bounds must be 5 x 5"):
         robustness.pairwise_certified_mask(logits, labels, np.ones((4, 4)), 0.1)
 
@@ -143,3 +147,20 @@ def test_compiled_pair_problem_matches_certify():
         theirs = pylip.certify([weights[0], row], alpha=alpha, beta=beta)
         assert mine.bound == pytest.approx(theirs.bound, rel=1e-6)  # the same SDP, two compilations
         assert mine.prove([weights[0], row]).holds
+
+
+def test_a_failing_solver_leaves_the_global_caps(monkeypatch):
+    from pylip import margins
+
+    weights = _net(19, [5, 6, 3])
+    glob = pylip.certify(weights)
+
+    def fail(*args, **kwargs):
+        raise pylip.SolverError("CLARABEL failed (simulated)")
+
+    monkeypatch.setattr(margins, "certify", fail)
+    monkeypatch.setattr(margins.ReducedPairProblem, "certify", fail)
+    result = certify_margins(weights, global_certificate=glob)
+    cap = result.pair_bounds[np.triu_indices(3, 1)]
+    assert np.all(cap >= SQRT2 * glob.bound) and np.all(cap <= SQRT2 * glob.bound * (1 + 1e-15))
+    assert np.all(result.logit_bounds == glob.bound)

@@ -111,3 +111,17 @@ def test_repair_with_per_neuron_sectors():
     assert proof.prove_certificate_exact(weights, point.t, point.bound, alpha, beta).holds
     shrunk = repair.secure_weights(weights, t, low, alpha, beta)
     assert proof.prove_certificate_exact(shrunk.weights, t, low, alpha, beta).holds
+
+
+def test_verify_command_with_per_neuron_sectors(tmp_path, capsys):
+    from pylip.cli import main
+    from pylip.io import save_certificate
+
+    weights = _net(9, [3, 5, 2])
+    alpha, beta = np.linspace(0.0, 0.2, 5), np.linspace(0.4, 1.0, 5)
+    cert = pylip.certify(weights, alpha=alpha, beta=beta)
+    path = save_certificate(cert, weights, tmp_path / "cert.json")
+    assert main(["verify", str(path)]) == 0
+    assert "proven" in capsys.readouterr().out
+    # the same L and T do not hold for the wider sector [0, 1]
+    assert main(["verify", str(path), "--activation", "tanh"]) == 1
