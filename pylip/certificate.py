@@ -274,7 +274,9 @@ def certify(
     fallback_formulation = "structured" if formulation == "engine" else formulation
     for fallback in fallback_solvers(solver_name):
         try:
-            again = _solved_certificate(fallback_formulation, form, matrices, structure, a, b, margin, fallback)
+            again = _solved_certificate(
+                fallback_formulation, form, matrices, structure, a, b, margin, fallback
+            )
         except (SolverError, CertificateError):
             continue
         if again.bound < certificate.bound:
@@ -307,7 +309,9 @@ def fallback_solvers(tried: str) -> list[str]:
     return [name for name in FALLBACK_ORDER if name != tried and name in installed]
 
 
-def _automatic_formulation(matrices: list[np.ndarray], form: str, solver: str | None, reducible: bool) -> str:
+def _automatic_formulation(
+    matrices: list[np.ndarray], form: str, solver: str | None, reducible: bool
+) -> str:
     """``formulation="auto"``: the fastest exact one (measured in ``bench/engine.py``)."""
     if reducible:
         return "reduced"
@@ -325,7 +329,7 @@ def _engine_certificate(
     beta: float,
     margin: float,
 ) -> Certificate:
-    """Solve (6) with :mod:`pylip.engine` on the exactly rescaled weights, then prove as any solver's point."""
+    """Solve (6) with :mod:`pylip.engine` on exactly rescaled weights; prove it as any solver's point."""
     scaling = _Normalization(matrices, fold_beta=beta)
     a, b = scaling.sector(alpha, beta)
     result = engine.solve_certificate_sdp(scaling.weights, a, b, form=form)

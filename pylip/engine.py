@@ -40,7 +40,8 @@ from .errors import InputError, SolverError
 
 ENGINE_FORMS = ("neuron", "layer")
 DEFAULT_TOLERANCE = 1e-9  # relative duality gap and dual residual at which the method stops
-RESIDUAL = 1e-5  # the dual's infeasibility (its equations are O(1)) at which it stops; rounding stalls it near 1e-6
+# the dual's infeasibility (its equations are O(1)) at which it stops; rounding stalls it near 1e-6
+RESIDUAL = 1e-5
 MAX_STEPS = 200
 STEP = 0.98  # fraction of the step to the boundary of the cones that is taken
 
@@ -120,7 +121,8 @@ def solve_certificate_sdp(
     for step in range(1, max_steps + 1):
         residual = float(np.max(np.abs(_dual_residual(lmi_data, state.X, state.w))))
         if state.gap <= tol * state.s and residual <= RESIDUAL:
-            return EngineResult(lmi_data.spread @ state.x, state.s, state.gap, step - 1, time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            return EngineResult(lmi_data.spread @ state.x, state.s, state.gap, step - 1, elapsed)
         state = _primal_dual_step(lmi_data, state)
     raise SolverError(
         f"pylip's LipSDP engine did not reach a relative gap of {tol:g} in {max_steps} steps (gap "
@@ -328,16 +330,19 @@ def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
         dw = target / state.x - state.w - (state.w / state.x) * dy[:k]
         return dy, dZ, dX, dw
 
-    def lengths(dy: np.ndarray, dZ: np.ndarray, dX: np.ndarray, dw: np.ndarray) -> tuple[float, float]:
+    def lengths(
+        dy: np.ndarray, dZ: np.ndarray, dX: np.ndarray, dw: np.ndarray
+    ) -> tuple[float, float]:
         factor_X = _cholesky(state.X)
-        primal = min(_max_step(factor_X, dX), _max_positive_step(state.w, dw)) if factor_X is not None else 0.0
+        primal = 0.0 if factor_X is None else min(_max_step(factor_X, dX), _max_positive_step(state.w, dw))
         dual = min(_max_step(state.factor, dZ), _max_positive_step(state.x, dy[:k]))
         return min(1.0, STEP * primal), min(1.0, STEP * dual)
 
     dy, dZ, dX, dw = direction(0.0)
     primal, dual = lengths(dy, dZ, dX, dw)
     Z = state.factor @ state.factor.T
-    predicted = float(np.sum((state.X + primal * dX) * (Z + dual * dZ)) + (state.w + primal * dw) @ (state.x + dual * dy[:k]))
+    predicted = float(np.sum((state.X + primal * dX) * (Z + dual * dZ)))
+    predicted += float((state.w + primal * dw) @ (state.x + dual * dy[:k]))
     sigma = min(1.0, max(predicted / state.gap, 0.0) ** 3)
     dy, dZ, dX, dw = direction(sigma * mu)
     primal, dual = lengths(dy, dZ, dX, dw)
