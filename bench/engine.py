@@ -37,6 +37,7 @@ import pylip  # noqa: E402
 from pylip import lmi  # noqa: E402
 
 PEERS = ROOT / "reference" / "peers" / "lipsdp"
+DENSE_LIMIT = 400  # 784-50-10's 834 x 834 cone did not finish in 4 minutes here
 SLOW_STRUCTURED = {"10-48-48-5": "152-182 s", "10-64x4-10": "> 600 s"}  # issue 11's measurements
 
 
@@ -101,32 +102,42 @@ def timed(function, repeats: int = 1) -> tuple[float | str, float]:
     return value, statistics.median(times)
 
 
+def measure(name: str, weights: list[np.ndarray]) -> None:
+    """Print one network's rows."""
+    rows: list[tuple[str, float | str, float | None]] = []
+    engine_cert, engine_time = timed(
+        lambda: pylip.certify(weights, activation="relu", formulation="engine"), 3
+    )
+    rows.append(("engine", engine_cert.bound, engine_time))
+    auto, auto_time = timed(lambda: pylip.certify(weights, activation="relu"))
+    rows.append((f"auto ({auto.solver})", auto.bound, auto_time))
+    key = name.split(" ")[0]
+    if key in SLOW_STRUCTURED:
+        rows.append(("structured/CLARABEL", f"skipped: {SLOW_STRUCTURED[key]} in issue 11", None))
+    elif len(weights) > 2:
+        cert, seconds = timed(lambda: pylip.certify(weights, activation="relu", formulation="structured"))
+        rows.append(("structured/CLARABEL", cert.bound, seconds))
+    size = weights[0].shape[1] + sum(w.shape[0] for w in weights[:-1])
+    if size > DENSE_LIMIT:
+        rows.append(("cvxpy/CVXOPT", f"skipped: dense {size}x{size} cone", None))
+    else:
+        rows.append(("cvxpy/CVXOPT", *timed(lambda: cvxpy_neuron_bound(weights, "CVXOPT"))))
+    rows.append(("ECLipsE", *timed(lambda: eclipse_bound(weights))))
+    rows.append(("trivial", lmi.trivial_bound(weights), None))
+    for method, bound, seconds in rows:
+        text = f"{bound:12.6f}" if isinstance(bound, float) else f"{bound:>12s}"
+        timing = f"{seconds:9.3f} {seconds / engine_time:9.1f}" if seconds is not None else ""
+        if isinstance(bound, float) and method != "engine":
+            text += f" ({bound / engine_cert.bound:.8f}x)"
+        print(f"{name:26s} {method:22s} {text} {timing}")
+    print(f"{'':26s} engine: {engine_cert.summary()}")
+    sys.stdout.flush()
+
+
 def main() -> None:
     print(f"{'network':26s} {'method':22s} {'bound':>12s} {'time s':>9s} {'x engine':>9s}")
     for name, weights in networks():
-        rows = []
-        engine_cert, engine_time = timed(lambda: pylip.certify(weights, activation="relu", formulation="engine"), 3)
-        rows.append(("engine", engine_cert.bound, engine_time))
-        auto, auto_time = timed(lambda: pylip.certify(weights, activation="relu"))
-        rows.append((f"auto ({auto.solver})", auto.bound, auto_time))
-        key = name.split(" ")[0]
-        if key in SLOW_STRUCTURED:
-            rows.append(("structured/CLARABEL", f"skipped: {SLOW_STRUCTURED[key]} in issue 11", None))
-        elif len(weights) > 2:
-            cert, seconds = timed(lambda: pylip.certify(weights, activation="relu", formulation="structured"))
-            rows.append(("structured/CLARABEL", cert.bound, seconds))
-        rows.append(("cvxpy/CVXOPT", *timed(lambda: cvxpy_neuron_bound(weights, "CVXOPT"))))
-        rows.append(("ECLipsE", *timed(lambda: eclipse_bound(weights))))
-        rows.append(("trivial", lmi.trivial_bound(weights), None))
-        for method, bound, seconds in rows:
-            text = f"{bound:12.6f}" if isinstance(bound, float) else f"{bound:>12s}"
-            timing = f"{seconds:9.3f} {seconds / engine_time:9.1f}" if seconds is not None else ""
-            if isinstance(bound, float) and method != "engine":
-                text += f" ({bound / engine_cert.bound:.8f}x)"
-            print(f"{name:26s} {method:22s} {text} {timing}")
-        print(f"{'':26s} engine: {engine_cert.summary()}")
-        sys.stdout.flush()
-
+        measure(name, weights)
 
 if __name__ == "__main__":
     main()
