@@ -9,21 +9,23 @@ with ``U_i = [a_i, e_i]`` and the sector's ``M = [[-2ab, a+b], [a+b, -2]]``
 
     P(s, t) = sum_i t_i U_i M U_i'  -  s E_0  +  Wl' Wl   (E_0: the input block).
 
-The log-barrier ``tau s - log det(-P) - sum log t_i`` is minimised by Newton's
-method for increasing ``tau`` (path following, Boyd and Vandenberghe, 11.3).
-With ``S = (-P)^{-1}`` its gradient is ``tr(U_i M U_i' S) = tr(M Q_ii)`` and
-its Hessian ``tr(M Q_ij M Q_ji)``, where ``Q_ij = U_i' S U_j`` are the 2 x 2
-blocks of ``[A; B] S [A; B]'`` (``A`` stacks the ``a_i``, ``B`` the ``e_i``):
-the Newton (Schur) matrix over the ``t_i`` is assembled from three products of
-``S`` with the weights instead of vectorised PSD cones, and costs ``O(N^3)``
-for ``N = n_0 + n_hidden`` coordinates. When ``n_0 > n_1`` the input block is
-first reduced to the row space of ``W0`` (an exact congruence: ``P`` is
-``-s I`` on its null space).
+The SDP is solved by a primal-dual interior-point method (HKM direction,
+Mehrotra-type choice of the centring weight; Helmberg, Rendl, Vanderbei and
+Wolkowicz 1996; Kojima, Shindoh and Hara 1997). Its Newton (Schur) matrix
+over the multipliers is ``tr(F_i X F_j Z^-1) = tr(M Qx_ij M Qz_ij')`` with
+``Z = -P``, the dual matrix ``X`` and the 2 x 2 blocks ``Q_ij = U_i' S U_j`` of
+``[A; B] S [A; B]'`` (``S`` = ``X`` or ``Z^-1``; ``A`` stacks the ``a_i``, ``B``
+the ``e_i``): it is assembled from a few products of ``S`` with the weights
+instead of vectorised PSD cones. Every step costs ``O(N^3)`` for ``N = n_0 +
+n_hidden`` (dense factorisations: the Newton matrix couples every pair of
+neurons, so all of ``Z^-1`` is needed, not only its block-tridiagonal part).
+When ``n_0 > n_1`` the input block is first reduced to the row space of ``W0``
+(an exact congruence: ``P`` is ``-s I`` on its null space).
 
-Each iterate is strictly feasible (its ``-P`` has a Cholesky factor), so the
-returned ``s`` is an upper bound on the optimum, above it by at most the
-barrier's duality gap ``nu / tau`` (``nu`` = size of ``P`` plus the number of
-multipliers), which is driven below ``tol * s``. pylip then proves the point
+Each iterate ``y = (t, s)`` is strictly feasible (its ``-P`` has a Cholesky
+factor), so the returned ``s`` is an upper bound on the optimum; the method
+stops when the duality gap ``<X, Z> + w't`` is below ``tol * s`` and the dual
+is feasible to ``RESIDUAL``. pylip then proves the point
 (:func:`pylip.repair.secure_bound`), like every certificate.
 """
 
@@ -39,7 +41,7 @@ import scipy.linalg
 from .errors import InputError, SolverError
 
 ENGINE_FORMS = ("neuron", "layer")
-DEFAULT_TOLERANCE = 1e-9  # relative duality gap and dual residual at which the method stops
+DEFAULT_TOLERANCE = 1e-9  # relative duality gap at which the method stops
 # the dual's infeasibility (its equations are O(1)) at which it stops; rounding stalls it near 1e-6
 RESIDUAL = 1e-5
 MAX_STEPS = 200
@@ -53,8 +55,8 @@ class EngineResult:
     Attributes:
         t: one multiplier per hidden neuron (``T = diag(t)``), for the weights given.
         squared_bound: ``L^2`` with ``P(L^2, diag(t)) < 0`` (in floating point).
-        gap: the barrier's duality gap: ``squared_bound`` exceeds the optimum by at most this.
-        newton_steps: Newton steps taken in all.
+        gap: the duality gap ``<X, Z> + w't`` at the returned point (the dual feasible to ``RESIDUAL``).
+        newton_steps: interior-point steps taken.
         solve_time: seconds.
     """
 
