@@ -20,6 +20,7 @@ certificate.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -29,14 +30,15 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from . import lmi, memory, proof, reduced, repair
+from . import engine, lmi, memory, proof, reduced, repair
 from .activations import check_sector, get_activation
 from .errors import CertificateError, InputError, SolverError
-from .solvers import resolve_solver, solve, value_of
+from .solvers import SOLVER_ENV_VAR, resolve_solver, solve, value_of
 from .validation import as_number, as_weight_list
 
 FORMS = ("neuron", "layer", "network")
-FORMULATIONS = ("auto", "reduced", "structured", "original")
+FORMULATIONS = ("auto", "reduced", "structured", "original", "engine")
+ENGINE_SOLVER = "PYLIP-ENGINE"
 DEFAULT_MARGIN = 1e-9  # the original asks for P <= -1e-9 I
 
 
@@ -272,7 +274,12 @@ def certify(
             unique at the optimum).
 
             * ``"auto"`` (default): ``"reduced"`` for one hidden layer with a
-              diagonal ``T`` (form ``"neuron"`` or ``"layer"``), else ``"structured"``.
+              diagonal ``T`` (form ``"neuron"`` or ``"layer"``); ``"engine"`` for
+              two or more hidden layers, forms ``"neuron"``/``"layer"``, when no
+              solver is named (argument or ``$PYLIP_SOLVER``); else ``"structured"``.
+            * ``"engine"``: pylip's own primal-dual interior-point method on
+              the LMI's structure (:mod:`pylip.engine`), forms ``"neuron"`` and
+              ``"layer"``, any depth; ``solver`` must not be given.
             * ``"reduced"``: one hidden layer only. LMI (7) with the middle
               block ``-2T`` eliminated by a Schur complement, ``1/t_k`` replaced
               by ``s_k`` with ``s_k t_k >= 1`` (exact), and ``W0`` (``W1``)
@@ -319,14 +326,28 @@ def certify(
             "alpha = 0; use formulation='structured' for anything else"
         )
     reducible = len(matrices) == 2 and form in reduced.REDUCED_FORMS
+    engine_sector = not per_neuron and 0.0 <= float(np.min(a))
     if formulation == "auto":
-        formulation = "reduced" if reducible else "structured"
+        formulation = _automatic_formulation(matrices, form, solver, reducible, engine_sector)
+    if formulation == "engine":
+        if form not in engine.ENGINE_FORMS:
+            raise InputError(f"formulation='engine' solves form 'neuron' or 'layer', got form={form!r}")
+        if not engine_sector:
+            raise InputError(
+                "formulation='engine' takes one sector 0 <= alpha <= beta for every neuron; use "
+                "formulation='structured' for per-neuron sectors or alpha < 0"
+            )
+        if solver is not None:
+            raise InputError(
+                f"formulation='engine' is pylip's own solver; leave solver unset (got {solver!r}) or "
+                "use formulation='structured' to name a cvxpy solver"
+            )
     if formulation == "reduced" and not reducible:
         raise InputError(
             "formulation='reduced' needs one hidden layer and form='neuron' or 'layer' "
             f"(got {len(matrices) - 1} hidden layers, form={form!r}); use formulation='structured'"
         )
-    solver_name = resolve_solver(solver)
+    solver_name = ENGINE_SOLVER if formulation == "engine" else resolve_solver(solver)
     if any(not np.any(w) for w in matrices):
         return _constant_network_certificate(lmi.network_structure(matrices), matrices, form, a, b, margin)
     sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
@@ -345,9 +366,12 @@ def certify(
         return certificate
     # the solver's point was too far off to be repaired near the optimum (a
     # first-order solver's T, say): re-solve with the next solver of the stated order
+    fallback_formulation = "structured" if formulation == "engine" else formulation
     for fallback in fallback_solvers(solver_name):
         try:
-            again = _solved_certificate(formulation, form, matrices, structure, a, b, margin, fallback)
+            again = _solved_certificate(
+                fallback_formulation, form, matrices, structure, a, b, margin, fallback
+            )
         except (SolverError, CertificateError):
             continue
         if again.bound < certificate.bound:
@@ -437,6 +461,38 @@ def fallback_solvers(tried: str) -> list[str]:
     return [name for name in FALLBACK_ORDER if name != tried and name in installed]
 
 
+def _automatic_formulation(
+    matrices: list[np.ndarray], form: str, solver: str | None, reducible: bool, engine_sector: bool
+) -> str:
+    """``formulation="auto"``: the fastest exact one (measured in ``bench/engine.py``)."""
+    if reducible:
+        return "reduced"
+    named = solver is not None or bool(os.environ.get(SOLVER_ENV_VAR))
+    if len(matrices) > 2 and form in engine.ENGINE_FORMS and engine_sector and not named:
+        return "engine"
+    return "structured"
+
+
+def _engine_certificate(
+    form: str,
+    matrices: list[np.ndarray],
+    structure: lmi.NetworkStructure,
+    alpha: float,
+    beta: float,
+    margin: float,
+) -> Certificate:
+    """Solve (6) with :mod:`pylip.engine` on exactly rescaled weights; prove it as any solver's point."""
+    scaling = _Normalization(matrices, fold_beta=beta)
+    a, b = scaling.sector(alpha, beta)
+    result = engine.solve_certificate_sdp(scaling.weights, a, b, form=form)
+    T = scaling.multiplier(np.diag(result.t))
+    return _checked_certificate(
+        structure, T, scaling.squared_bound(result.squared_bound), alpha, beta, form=form,
+        solver=ENGINE_SOLVER, status="optimal", solve_time=result.solve_time, margin=margin,
+        weights=matrices,
+    )
+
+
 def _solved_certificate(
     formulation: str,
     form: str,
@@ -448,6 +504,8 @@ def _solved_certificate(
     solver_name: str,
 ) -> Certificate:
     """Solve the SDP (6) in ``formulation`` with ``solver_name`` and prove (repairing if need be)."""
+    if formulation == "engine":
+        return _engine_certificate(form, matrices, structure, alpha, beta, margin)
     problem, squared, multiplier_value, scaling = _certificate_problem(
         formulation, form, matrices, structure, alpha, beta, margin
     )
