@@ -31,6 +31,7 @@ FIRST_ORDER_BYTES_PER_ENTRY = 200  # SCS: sparse data, iterates and eigendecompo
 BASE_BYTES = 200 * 2**20  # interpreter, numpy, cvxpy and torch already loaded
 FIT_FRACTION = 0.8  # leave room for the rest of the process and the system
 FIRST_ORDER_SOLVERS = ("SCS",)
+ENGINE_FACTOR = 16  # pylip.engine: peak / 8 (N^2 + n_h^2) measured 8.6 (10-64x4-10) and 8.2 (100-200-200-10)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,18 @@ def certificate_cone_sizes(formulation: str, layer_sizes: Sequence[int]) -> tupl
     return (int(sum(layer_sizes)),)  # structured: input, every hidden layer, output (Schur complement)
 
 
+def engine_estimate(layer_sizes: Sequence[int]) -> Estimate:
+    """Peak bytes of :mod:`pylip.engine`: dense ``N x N`` matrices and the ``n_h x n_h`` Newton matrix."""
+    n, n_hidden = int(sum(layer_sizes)), int(sum(layer_sizes[1:-1]))
+    need = ENGINE_FACTOR * 8.0 * (n * n + n_hidden * n_hidden)
+    return Estimate("certificate SDP (formulation='engine')", "PYLIP-ENGINE", (n,), BASE_BYTES + need)
+
+
 def require_certificate_fits(formulation: str, layer_sizes: Sequence[int], solver: str) -> None:
     """Check the certificate SDP fits in memory before it is built; name the formulation that fits."""
+    if formulation == "engine":
+        require_fits(engine_estimate(layer_sizes))
+        return
     applicable = ["structured"] + (["reduced", "original"] if len(layer_sizes) == 3 else [])
     alternatives = [
         estimate(f"certificate SDP (formulation={name!r})", certificate_cone_sizes(name, layer_sizes), kind)
