@@ -135,7 +135,9 @@ def _network_from_layers(layers: list[tuple[str, Any]]) -> TorchNetwork:
         if kind == "Linear":
             if weights:
                 if pending is None:
-                    raise _unsupported(path, kind, "two Linear layers need an activation (or Identity) between them")
+                    raise _unsupported(
+                        path, kind, "two Linear layers need an activation (or Identity) between them"
+                    )
                 activations.append(pending[1])
                 sectors.append(pending[2])
             pending = None

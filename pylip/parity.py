@@ -131,3 +131,19 @@ def format_table(results: list[SolverParity], skipped: dict[str, str]) -> str:
     for r in results:
         lines += [f"  {r.solver}: {e}" for e in r.errors]
     return "\n".join(lines)
+
+
+VERSIONED_PACKAGES = ("pylip", "numpy", "scipy", "cvxpy", "clarabel", "scs", "cvxopt", "mosek")
+
+
+def solver_versions() -> dict[str, str]:
+    """The installed versions of pylip, numpy, scipy, cvxpy and the solvers (``-`` if absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "-"
+    return found

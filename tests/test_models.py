@@ -18,14 +18,14 @@ from pylip.models import network_from_torch  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-def _seeded(module: "nn.Module") -> "nn.Module":
+def _seeded(module: nn.Module) -> nn.Module:
     torch.manual_seed(0)
     for p in module.parameters():
         p.data.normal_()
     return module
 
 
-def _net(activation: "nn.Module") -> "nn.Module":
+def _net(activation: nn.Module) -> nn.Module:
     torch.manual_seed(1)
     return nn.Sequential(nn.Linear(3, 8), activation, nn.Linear(8, 2))
 

@@ -96,4 +96,4 @@ def test_minimum_constraints_are_the_declared_lower_bounds() -> None:
     bounds, pins = _lower_bounds(), _minimum_pins()
     assert set(pins) == set(bounds)
     for name, bound in bounds.items():
-        assert _padded(pins[name]) == _padded(bound), f"{name}: setup.cfg >={bound}, minimum cell {pins[name]}"
+        assert _padded(pins[name]) == _padded(bound), f"{name}: setup.cfg >={bound}, cell {pins[name]}"
