@@ -31,15 +31,36 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         return _certify_many(args)
     for net in load_networks(args.file[0]):
         sizes = "-".join(str(n) for n in [net.weights[0].shape[1], *(w.shape[0] for w in net.weights)])
-        print(f"{net.name} ({sizes}, {args.activation}):")
+        label, sector, activation = _network_sector(net, args.activation)
+        print(f"{net.name} ({sizes}, {label}):")
         for form in ("neuron", "layer"):
-            cert = certify(net.weights, form=form, activation=args.activation, solver=args.solver)
+            cert = certify(net.weights, form=form, solver=args.solver, **sector)
             print(f"  {cert.summary()}")
+        if activation is None:
+            print(f"  sampled lower bound: not computed for {label} (only for tanh, relu or sigmoid nets)")
+            continue
         lower = sampled_lower_bound(
-            net.weights, net.biases, activation=args.activation, n_samples=args.samples, rng=args.seed
+            net.weights, net.biases, activation=activation, n_samples=args.samples, rng=args.seed
         )
         print(f"  sampled lower bound (largest Jacobian norm over {args.samples} points): {lower:.6g}")
     return 0
+
+
+def _network_sector(net: Any, activation: str) -> tuple[str, dict[str, Any], str | None]:
+    """What to print, certify's sector arguments, and the sampled bound's activation (None: none).
+
+    A whole torch model brings its activations (pylip.models), which override --activation.
+    """
+    if net.sectors is None:
+        return activation, {"activation": activation}, activation
+    from .models import TorchNetwork
+
+    model = TorchNetwork(net.weights, net.biases or [], net.activations, net.sectors)
+    alpha, beta = model.common_sector()
+    names = sorted(set(net.activations))
+    label = f"{'/'.join(names)} from the model, sector [{alpha:g}, {beta:g}]"
+    sampled = names[0] if len(names) == 1 and names[0] in ("tanh", "relu", "sigmoid") else None
+    return label, {"alpha": alpha, "beta": beta}, sampled
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -317,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("certify", help="certify the networks stored in files (one row per net for several)")
     p.add_argument(
         "file", nargs="+",
-        help="original res .mat, LipSDP weights .mat, .npz or torch state dict; several, or a folder",
+        help="original res .mat, LipSDP weights .mat, .npz, torch state dict, or a whole torch model "
+        "saved with torch.save(model) (loading one runs its pickled code: trusted files only); "
+        "several, or a folder",
     )
     _add_cluster_options(p)
     p.add_argument("--activation", default="tanh", choices=["tanh", "relu", "sigmoid"])

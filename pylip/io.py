@@ -4,7 +4,10 @@
   ``weights``, ``weights_L2``, ``weights_Lip``, ``weights_Lip2`` and biases);
 * LipSDP's weight files (a cell array ``weights``, layer by layer);
 * ``.npz`` archives with ``W0, W1, ...`` (and optionally ``b0, b1, ...``);
-* torch state dicts (``.pt``/``.pth``; needs the ``train`` extra).
+* torch state dicts (``.pt``/``.pth``; needs the ``train`` extra);
+* whole torch models saved with ``torch.save(model)`` (:mod:`pylip.models`).
+  Loading one runs pickled code (``torch.load(weights_only=False)``): only
+  read files you trust. A state dict is read safely first (``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +35,9 @@ class Network:
     name: str
     weights: list[np.ndarray]
     biases: list[np.ndarray] | None
+    # slope sector per hidden layer, where the file says (a whole torch model's activations)
+    sectors: list[tuple[float, float]] | None = None
+    activations: list[str] | None = None
 
 
 RES_NETS = (("nominal", ""), ("L2", "_L2"), ("Lip", "_Lip"), ("Lip2", "_Lip2"))
@@ -125,13 +132,30 @@ def _from_state_dict(file: Path) -> Network:
         raise InputError(
             f"reading {file.name} needs torch: pip install 'pylip[train]'"
         ) from None
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        return _from_whole_model(file, torch)
     if not isinstance(state, dict):
         raise InputError(f"{file.name} does not hold a state dict (a mapping of tensors)")
     weights = [v.double().numpy() for k, v in state.items() if k.endswith("weight")]
     biases = [v.double().numpy() for k, v in state.items() if k.endswith("bias")]
     matrices = as_weight_list(weights, f"{file.name} weights")
     return Network(file.stem, matrices, biases if len(biases) == len(matrices) else None)
+
+
+def _from_whole_model(file: Path, torch: Any) -> Network:
+    """A model saved with ``torch.save(model)``: trusted files only (unpickling runs code)."""
+    from .models import is_torch_module, network_from_torch
+
+    try:
+        model = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a damaged file, or a class that is not importable here
+        raise InputError(f"cannot load the torch model in {file.name} ({type(exc).__name__}: {exc})") from None
+    if not is_torch_module(model):
+        raise InputError(f"{file.name} holds a {type(model).__name__}, neither a state dict nor a torch model")
+    network = network_from_torch(model)
+    return Network(file.stem, network.weights, network.biases, network.sectors, network.activations)
 
 
 def res_struct(result: Any) -> dict[str, Any]:

@@ -139,3 +139,27 @@ def test_certify_does_not_import_torch():
     code = "import sys, pylip; pylip.certify([[[1.0, 2.0]], [[3.0]]]); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cli_certifies_a_saved_whole_model(tmp_path, capsys):
+    from pylip.cli import main
+
+    model = _net(nn.LeakyReLU(0.25))
+    path = tmp_path / "model.pt"
+    torch.save(model, path)
+    assert main(["certify", str(path), "--samples", "10"]) == 0
+    out = capsys.readouterr().out
+    expected = pylip.certify(network_from_torch(model).weights, alpha=0.25, beta=1.0)
+    assert f"L = {expected.bound:.6g}" in out
+    assert "leaky_relu from the model, sector [0.25, 1]" in out
+
+
+def test_cli_names_an_unsupported_layer_of_a_saved_model(tmp_path, capsys):
+    from pylip.cli import main
+
+    path = tmp_path / "model.pt"
+    torch.save(nn.Sequential(nn.Linear(2, 3), nn.LayerNorm(3), nn.Linear(3, 1)), path)
+    assert main(["certify", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pylip: error: model.1 (LayerNorm) is not supported")
+    assert err.count("\n") == 1
