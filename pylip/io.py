@@ -151,9 +151,13 @@ def _from_whole_model(file: Path, torch: Any) -> Network:
     try:
         model = torch.load(file, map_location="cpu", weights_only=False)
     except Exception as exc:  # a damaged file, or a class that is not importable here
-        raise InputError(f"cannot load the torch model in {file.name} ({type(exc).__name__}: {exc})") from None
+        raise InputError(
+            f"cannot load the torch model in {file.name} ({type(exc).__name__}: {exc})"
+        ) from None
     if not is_torch_module(model):
-        raise InputError(f"{file.name} holds a {type(model).__name__}, neither a state dict nor a torch model")
+        raise InputError(
+            f"{file.name} holds a {type(model).__name__}, neither a state dict nor a torch model"
+        )
     network = network_from_torch(model)
     return Network(file.stem, network.weights, network.biases, network.sectors, network.activations)
 
