@@ -53,9 +53,9 @@ def _network_sector(net: Any, activation: str) -> tuple[str, dict[str, Any], str
     """
     if net.sectors is None:
         return activation, {"activation": activation}, activation
-    from .models import TorchNetwork
+    from .models import ImportedNetwork
 
-    model = TorchNetwork(net.weights, net.biases or [], net.activations, net.sectors)
+    model = ImportedNetwork(net.weights, net.biases or [], net.activations, net.sectors)
     alpha, beta = model.common_sector()
     names = sorted(set(net.activations))
     label = f"{'/'.join(names)} from the model, sector [{alpha:g}, {beta:g}]"

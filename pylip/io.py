@@ -5,6 +5,7 @@
 * LipSDP's weight files (a cell array ``weights``, layer by layer);
 * ``.npz`` archives with ``W0, W1, ...`` (and optionally ``b0, b1, ...``);
 * torch state dicts (``.pt``/``.pth``; needs the ``train`` extra);
+* ONNX graphs of feed-forward networks (``.onnx``; :mod:`pylip.onnx_io`, the ``onnx`` extra);
 * whole torch models saved with ``torch.save(model)`` (:mod:`pylip.models`).
   Loading one runs pickled code (``torch.load(weights_only=False)``): only
   read files you trust. A state dict is read safely first (``weights_only=True``).
@@ -44,7 +45,7 @@ RES_NETS = (("nominal", ""), ("L2", "_L2"), ("Lip", "_Lip"), ("Lip2", "_Lip2"))
 
 
 def load_networks(path: str | os.PathLike[str]) -> list[Network]:
-    """All networks stored in ``path`` (a ``.mat``, ``.npz``, ``.pt`` or ``.pth`` file)."""
+    """All networks stored in ``path`` (a ``.mat``, ``.npz``, ``.pt``, ``.pth`` or ``.onnx`` file)."""
     file = Path(path)
     if not file.is_file():
         raise InputError(f"no such file: {file}")
@@ -55,10 +56,19 @@ def load_networks(path: str | os.PathLike[str]) -> list[Network]:
         return [_from_arrays(file.stem, dict(np.load(file)))]
     if suffix in (".pt", ".pth"):
         return [_from_state_dict(file)]
+    if suffix == ".onnx":
+        return [_from_onnx(file)]
     raise InputError(
         f"cannot read {file.name}: expected a .mat (original res or LipSDP weights), .npz, "
-        ".pt or .pth file"
+        ".pt, .pth or .onnx file"
     )
+
+
+def _from_onnx(file: Path) -> Network:
+    from .onnx_io import load_onnx
+
+    network = load_onnx(file)
+    return Network(file.stem, network.weights, network.biases, network.sectors, network.activations)
 
 
 def _unwrap(value: object) -> object:

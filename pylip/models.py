@@ -51,8 +51,8 @@ FORWARD_RTOL = 1e-4  # float32 forward vs the float64 layers: see reference/READ
 
 
 @dataclass(frozen=True)
-class TorchNetwork:
-    """A feed-forward network read from a torch model.
+class ImportedNetwork:
+    """A feed-forward network read from a torch model or an ONNX graph (:mod:`pylip.onnx_io`).
 
     Attributes:
         weights: ``[W0, ..., Wl]`` as float64 copies of the stored values.
@@ -91,7 +91,7 @@ def is_torch_module(value: object) -> bool:
     return torch is not None and isinstance(value, torch.nn.Module)
 
 
-def network_from_torch(model: Any) -> TorchNetwork:
+def network_from_torch(model: Any) -> ImportedNetwork:
     """Read a feed-forward torch model (see the module's docstring for what is supported)."""
     if not is_torch_module(model):
         raise InputError(f"expected a torch.nn.Module, got {type(model).__name__}")
@@ -118,7 +118,7 @@ def _module_forward() -> Any:
     return torch.nn.Module.forward
 
 
-def _network_from_layers(layers: list[tuple[str, Any]]) -> TorchNetwork:
+def _network_from_layers(layers: list[tuple[str, Any]]) -> ImportedNetwork:
     weights: list[np.ndarray] = []
     biases: list[np.ndarray] = []
     activations: list[str] = []
@@ -167,7 +167,7 @@ def _network_from_layers(layers: list[tuple[str, Any]]) -> TorchNetwork:
             "an activation after the last Linear layer is not supported: certify the model without it "
             "(the Lipschitz constant of the whole is at most beta times that bound)",
         )
-    return TorchNetwork(weights, biases, activations, sectors)
+    return ImportedNetwork(weights, biases, activations, sectors)
 
 
 def _sector(layer: Any, path: str) -> tuple[float, float]:
@@ -199,7 +199,7 @@ def _unsupported(path: str, kind: str, why: str = "") -> InputError:
     return InputError(f"{path} ({kind}) is not supported{reason}; supported: {SUPPORTED}")
 
 
-def _check_forward(model: Any, network: TorchNetwork, layers: list[tuple[str, Any]]) -> None:
+def _check_forward(model: Any, network: ImportedNetwork, layers: list[tuple[str, Any]]) -> None:
     """The model's outputs must be those of its layers in sequence (catches residual connections)."""
     import torch
 
@@ -228,7 +228,7 @@ def _check_forward(model: Any, network: TorchNetwork, layers: list[tuple[str, An
         )
 
 
-def _forward(network: TorchNetwork, x: np.ndarray) -> np.ndarray:
+def _forward(network: ImportedNetwork, x: np.ndarray) -> np.ndarray:
     functions = {
         "tanh": np.tanh,
         "relu": lambda z: np.maximum(z, 0.0),
