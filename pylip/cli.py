@@ -160,6 +160,7 @@ def _cmd_parity_report(args: argparse.Namespace) -> int:
     chosen = [s.upper() for s in args.solver] if args.solver else usable
     results = [parity.solver_parity(name) for name in chosen]
     print(parity.format_table(results, {} if args.solver else skipped))
+    print(parity.format_versions())
     return 0 if all(r.within_tolerance for r in results) else 1
 
 

@@ -147,3 +147,9 @@ def solver_versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[name] = "-"
     return found
+
+
+def format_versions(versions: dict[str, str] | None = None) -> str:
+    """One line naming the versions the report ran with (a solver release can move the numbers)."""
+    found = solver_versions() if versions is None else versions
+    return "Versions: " + ", ".join(f"{name} {version}" for name, version in found.items())
