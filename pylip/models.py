@@ -27,6 +27,7 @@ torch is imported only here, and only when a model is read.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,7 +230,7 @@ def _check_forward(model: Any, network: ImportedNetwork, layers: list[tuple[str,
 
 
 def _forward(network: ImportedNetwork, x: np.ndarray) -> np.ndarray:
-    functions = {
+    functions: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "tanh": np.tanh,
         "relu": lambda z: np.maximum(z, 0.0),
         "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),
