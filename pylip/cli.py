@@ -24,14 +24,14 @@ def _cmd_counterexample(args: argparse.Namespace) -> int:
 
 def _cmd_certify(args: argparse.Namespace) -> int:
     from .certificate import certify
-    from .io import load_networks
+    from .io import load_networks, network_sector
     from .sampling import sampled_lower_bound
 
     if len(args.file) > 1 or Path(args.file[0]).is_dir() or args.scheduler or args.workers is not None:
         return _certify_many(args)
     for net in load_networks(args.file[0]):
         sizes = "-".join(str(n) for n in [net.weights[0].shape[1], *(w.shape[0] for w in net.weights)])
-        label, sector, activation = _network_sector(net, args.activation)
+        label, sector, activation = network_sector(net, args.activation)
         print(f"{net.name} ({sizes}, {label}):")
         for form in ("neuron", "layer"):
             cert = certify(net.weights, form=form, solver=args.solver, **sector)
@@ -44,23 +44,6 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         )
         print(f"  sampled lower bound (largest Jacobian norm over {args.samples} points): {lower:.6g}")
     return 0
-
-
-def _network_sector(net: Any, activation: str) -> tuple[str, dict[str, Any], str | None]:
-    """What to print, certify's sector arguments, and the sampled bound's activation (None: none).
-
-    A whole torch model brings its activations (pylip.models), which override --activation.
-    """
-    if net.sectors is None:
-        return activation, {"activation": activation}, activation
-    from .models import ImportedNetwork
-
-    model = ImportedNetwork(net.weights, net.biases or [], net.activations, net.sectors)
-    alpha, beta = model.common_sector()
-    names = sorted(set(net.activations))
-    label = f"{'/'.join(names)} from the model, sector [{alpha:g}, {beta:g}]"
-    sampled = names[0] if len(names) == 1 and names[0] in ("tanh", "relu", "sigmoid") else None
-    return label, {"alpha": alpha, "beta": beta}, sampled
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

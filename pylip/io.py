@@ -172,6 +172,24 @@ def _from_whole_model(file: Path, torch: Any) -> Network:
     return Network(file.stem, network.weights, network.biases, network.sectors, network.activations)
 
 
+def network_sector(net: Any, activation: str) -> tuple[str, dict[str, Any], str | None]:
+    """What to print, certify's sector arguments, and the sampled bound's activation (None: none).
+
+    A whole torch model or an ONNX graph brings its activations (:mod:`pylip.models`,
+    :mod:`pylip.onnx_io`), which override ``activation``.
+    """
+    if net.sectors is None:
+        return activation, {"activation": activation}, activation
+    from .models import ImportedNetwork
+
+    model = ImportedNetwork(net.weights, net.biases or [], net.activations, net.sectors)
+    alpha, beta = model.common_sector()
+    names = sorted(set(net.activations))
+    label = f"{'/'.join(names)} from the model, sector [{alpha:g}, {beta:g}]"
+    sampled = names[0] if len(names) == 1 and names[0] in ("tanh", "relu", "sigmoid") else None
+    return label, {"alpha": alpha, "beta": beta}, sampled
+
+
 def res_struct(result: Any) -> dict[str, Any]:
     """An :class:`~pylip.examples.ExampleResult` in the original's ``res`` layout.
 

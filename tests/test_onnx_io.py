@@ -139,3 +139,16 @@ def test_exported_from_torch_gives_the_bound_of_the_torch_model(tmp_path):
         pytest.skip(f"torch.onnx.export does not work here: {type(exc).__name__}: {exc}")
     network = load_onnx(path)
     assert pylip.certify(network.weights, alpha=0.0, beta=1.0).bound == pylip.certify(model).bound
+
+
+def test_bulk_certify_takes_the_sector_from_the_graph(tmp_path):
+    from pylip.bulk_certify import certify_files, format_rows, network_files
+
+    model, (W0, _, B1, _) = _gemm_net("Sigmoid")
+    onnx.save(model, tmp_path / "sigmoid.onnx")
+    (row,) = certify_files(network_files([tmp_path]), samples=50)
+    assert row["error"] is None
+    expected = pylip.certify([W0, 0.5 * B1.T.astype(np.float64)], activation="sigmoid")
+    assert row["neuron_bound"] == expected.bound
+    assert 0 < row["sampled_lower_bound"] <= row["neuron_bound"]
+    assert "sigmoid.onnx" in format_rows([row])
