@@ -12,6 +12,16 @@ def test_report_for_the_default_solver(capsys):
     assert main(["parity-report", "--solver", solver]) == 0
     out = capsys.readouterr().out
     assert f"| {solver} |" in out and "| tolerance |" in out and "ok |" in out
+    assert parity.format_versions() in out
+
+
+def test_the_report_names_the_versions_it_ran_with():
+    from importlib.metadata import version
+
+    line = parity.format_versions()
+    for name in ("numpy", "scipy", "cvxpy", "clarabel"):
+        assert f"{name} {version(name)}" in line
+    assert parity.format_versions({"cvxpy": "1.4.0", "mosek": "-"}) == "Versions: cvxpy 1.4.0, mosek -"
 
 
 def test_verdict_fails_when_a_deviation_exceeds_its_tolerance():

@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import InputError
 
-NETWORK_SUFFIXES = (".mat", ".npz", ".pt", ".pth")
+NETWORK_SUFFIXES = (".mat", ".npz", ".pt", ".pth", ".onnx")
 
 
 def network_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -47,7 +47,7 @@ def certify_file(
     Never raises: a file that cannot be read or certified gives one row with ``error``.
     """
     from .certificate import certify
-    from .io import load_networks
+    from .io import load_networks, network_sector
     from .sampling import sampled_lower_bound
     from .sweep_tasks import pin_threads
 
@@ -57,15 +57,17 @@ def certify_file(
         for net in load_networks(path):
             start = time.perf_counter()
             sizes = [net.weights[0].shape[1], *(w.shape[0] for w in net.weights)]
-            neuron = certify(net.weights, form="neuron", activation=activation, solver=solver)
-            layer = certify(net.weights, form="layer", activation=activation, solver=solver)
-            lower = sampled_lower_bound(
-                net.weights, net.biases, activation=activation, n_samples=samples, rng=seed
-            )
+            _, sector, sampled_activation = network_sector(net, activation)
+            neuron = certify(net.weights, form="neuron", solver=solver, **sector)
+            layer = certify(net.weights, form="layer", solver=solver, **sector)
+            # None where pylip cannot evaluate the activation (leaky_relu, identity): shown as "-"
+            lower = None if sampled_activation is None else float(sampled_lower_bound(
+                net.weights, net.biases, activation=sampled_activation, n_samples=samples, rng=seed
+            ))
             rows.append({
                 "file": path, "net": net.name, "layers": "-".join(map(str, sizes)),
                 "neuron_bound": neuron.bound, "layer_bound": layer.bound,
-                "trivial_bound": neuron.trivial_bound, "sampled_lower_bound": float(lower),
+                "trivial_bound": neuron.trivial_bound, "sampled_lower_bound": lower,
                 "time": time.perf_counter() - start, "error": None,
             })
         return rows
@@ -103,10 +105,11 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         if row.get("error"):
             lines.append(f"{name:32s} FAILED: {row['error']}")
             continue
+        lower = row["sampled_lower_bound"]
         lines.append(
             f"{name:32s} {row['net']:14s} {row['layers']:>14s} {row['neuron_bound']:10.5g} "
-            f"{row['layer_bound']:10.5g} {row['trivial_bound']:10.5g} {row['sampled_lower_bound']:10.5g} "
-            f"{row['time']:7.2f}"
+            f"{row['layer_bound']:10.5g} {row['trivial_bound']:10.5g} "
+            f"{'-' if lower is None else format(lower, '10.5g'):>10s} {row['time']:7.2f}"
         )
     lines.append("neuron / layer L: LipSDP bounds (checked); trivial: product of spectral norms; "
                  "sampled: largest Jacobian norm at random points (a lower bound)")

@@ -250,7 +250,9 @@ def certify(
     enter the bound.
 
     Args:
-        weights: ``[W0, ..., Wl]``, each ``n_{i+1} x n_i`` (arrays or nested lists).
+        weights: ``[W0, ..., Wl]``, each ``n_{i+1} x n_i`` (arrays or nested lists),
+            or a feed-forward ``torch.nn.Module`` (:mod:`pylip.models`), whose
+            activation modules set ``alpha`` and ``beta``.
         form: ``"neuron"`` (diagonal T), ``"layer"`` (one multiplier per layer)
             or ``"network"`` (coupled T; unsound, needs ``allow_unsound=True``).
         alpha, beta: slope sector of the activation (eq. 2); default from
@@ -301,6 +303,7 @@ def certify(
     Returns:
         A :class:`Certificate` whose LMI has been checked in float64.
     """
+    weights, alpha, beta = _model_weights_and_sector(weights, alpha, beta)
     matrices = as_weight_list(weights, min_layers=1)
     if len(matrices) == 1:
         return single_layer_certificate(matrices[0], form=form, margin=margin)
@@ -412,6 +415,24 @@ def single_layer_certificate(weight: np.ndarray, *, form: str = "neuron", margin
         notes=("a single layer (linear map): L = ||W||_2, proven without an SDP",),
         verified=True, proof_method=result.method, proof_time=time.perf_counter() - start,
     )
+
+
+def _model_weights_and_sector(
+    weights: Any, alpha: float | None, beta: float | None
+) -> tuple[Any, float | None, float | None]:
+    """A torch model's weights and its one slope sector (:mod:`pylip.models`); other input as given."""
+    from .models import is_torch_module, network_from_torch
+
+    if not is_torch_module(weights):
+        return weights, alpha, beta
+    if alpha is not None or beta is not None:
+        raise InputError(
+            "alpha and beta come from the model's activation modules; to certify in another sector, "
+            "pass the weights (pylip.models.network_from_torch(model).weights) with alpha and beta"
+        )
+    network = network_from_torch(weights)
+    a, b = network.common_sector()
+    return network.weights, a, b
 
 
 REPAIR_TOLERANCE = 1e-6  # a repair larger than this (relative) means the solver's point was poor

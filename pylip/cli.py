@@ -25,21 +25,25 @@ def _cmd_counterexample(args: argparse.Namespace) -> int:
 
 def _cmd_certify(args: argparse.Namespace) -> int:
     from .certificate import certify
-    from .io import load_networks
+    from .io import load_networks, network_sector
     from .sampling import sampled_lower_bound
 
     if len(args.file) > 1 or Path(args.file[0]).is_dir() or args.scheduler or args.workers is not None:
         return _certify_many(args)
     for net in load_networks(args.file[0]):
         sizes = "-".join(str(n) for n in [net.weights[0].shape[1], *(w.shape[0] for w in net.weights)])
-        print(f"{net.name} ({sizes}, {args.activation}):", flush=True)
+        label, sector, activation = network_sector(net, args.activation)
+        print(f"{net.name} ({sizes}, {label}):", flush=True)
         for form in ("neuron", "layer"):
             _progress(args, f"certifying {net.name} (LipSDP-{form}) ...")
-            cert = certify(net.weights, form=form, activation=args.activation, solver=args.solver)
+            cert = certify(net.weights, form=form, solver=args.solver, **sector)
             print(f"  {_certificate_line(cert)}", flush=True)
+        if activation is None:
+            print(f"  sampled lower bound: not computed for {label} (only for tanh, relu or sigmoid nets)")
+            continue
         _progress(args, f"sampling {args.samples} Jacobians of {net.name} ...")
         lower = sampled_lower_bound(
-            net.weights, net.biases, activation=args.activation, n_samples=args.samples, rng=args.seed
+            net.weights, net.biases, activation=activation, n_samples=args.samples, rng=args.seed
         )
         print(f"  sampled lower bound (largest Jacobian norm over {args.samples} points): {lower:.6g}")
     return 0
@@ -174,6 +178,7 @@ def _cmd_parity_report(args: argparse.Namespace) -> int:
         _progress(args, f"parity of {name} ({number} of {len(chosen)}) with the original's outputs ...")
         results.append(parity.solver_parity(name))
     print(parity.format_table(results, {} if args.solver else skipped))
+    print(parity.format_versions())
     return 0 if all(r.within_tolerance for r in results) else 1
 
 
@@ -373,7 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("certify", help="certify the networks stored in files (one row per net for several)")
     p.add_argument(
         "file", nargs="+",
-        help="original res .mat, LipSDP weights .mat, .npz or torch state dict; several, or a folder",
+        help="original res .mat, LipSDP weights .mat, .npz, torch state dict, or a whole torch model "
+        "saved with torch.save(model) (loading one runs its pickled code: trusted files only); "
+        "several, or a folder",
     )
     _add_cluster_options(p)
     p.add_argument(

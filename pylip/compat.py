@@ -114,8 +114,8 @@ def calculate_Lipschitz(
         rng: seed or Generator for the sampled checks (default seed 0).
 
     Returns:
-        ``{"Lipschitz": L, "T": n_h x n_h diagonal, "ok": [sr, lmi, lip],
-        "certificate": the full :class:`~pylip.Certificate`}``.
+        dict: ``"Lipschitz"`` (the bound L), ``"T"`` (n_h x n_h, diagonal), ``"ok"``
+        (``[sr, lmi, lip]``) and ``"certificate"`` (the full :class:`~pylip.Certificate`).
     """
     W0, W1, b0, _ = one_hidden_layer(parameters, x)
     cert = certify(

@@ -4,7 +4,11 @@
   ``weights``, ``weights_L2``, ``weights_Lip``, ``weights_Lip2`` and biases);
 * LipSDP's weight files (a cell array ``weights``, layer by layer);
 * ``.npz`` archives with ``W0, W1, ...`` (and optionally ``b0, b1, ...``);
-* torch state dicts (``.pt``/``.pth``; needs the ``train`` extra).
+* torch state dicts (``.pt``/``.pth``; needs the ``train`` extra);
+* ONNX graphs of feed-forward networks (``.onnx``; :mod:`pylip.onnx_io`, the ``onnx`` extra);
+* whole torch models saved with ``torch.save(model)`` (:mod:`pylip.models`).
+  Loading one runs pickled code (``torch.load(weights_only=False)``): only
+  read files you trust. A state dict is read safely first (``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -31,13 +35,16 @@ class Network:
     name: str
     weights: list[np.ndarray]
     biases: list[np.ndarray] | None
+    # slope sector per hidden layer, where the file says (a whole torch model's activations)
+    sectors: list[tuple[float, float]] | None = None
+    activations: list[str] | None = None
 
 
 RES_NETS = (("nominal", ""), ("L2", "_L2"), ("Lip", "_Lip"), ("Lip2", "_Lip2"))
 
 
 def load_networks(path: str | os.PathLike[str]) -> list[Network]:
-    """All networks stored in ``path`` (a ``.mat``, ``.npz``, ``.pt`` or ``.pth`` file)."""
+    """All networks stored in ``path`` (a ``.mat``, ``.npz``, ``.pt``, ``.pth`` or ``.onnx`` file)."""
     file = Path(path)
     if not file.is_file():
         raise InputError(f"no such file: {file}")
@@ -48,10 +55,19 @@ def load_networks(path: str | os.PathLike[str]) -> list[Network]:
         return [_from_arrays(file.stem, _read_npz(file), source=file.name)]
     if suffix in (".pt", ".pth"):
         return [_from_state_dict(file)]
+    if suffix == ".onnx":
+        return [_from_onnx(file)]
     raise InputError(
         f"cannot read {file.name}: expected a .mat (original res or LipSDP weights), .npz, "
-        ".pt or .pth file"
+        ".pt, .pth or .onnx file"
     )
+
+
+def _from_onnx(file: Path) -> Network:
+    from .onnx_io import load_onnx
+
+    network = load_onnx(file)
+    return Network(file.stem, network.weights, network.biases, network.sectors, network.activations)
 
 
 def _unwrap(value: object) -> object:
@@ -180,7 +196,10 @@ def _from_state_dict(file: Path) -> Network:
         raise InputError(
             f"reading {file.name} needs torch: pip install 'pylip[train]'"
         ) from None
-    state = _torch_load(file, torch)
+    try:
+        state = _torch_load(file, torch)
+    except _PickledModel:
+        return _from_whole_model(file, torch)
     if not isinstance(state, dict):
         raise InputError(
             f"{file.name} holds a {type(state).__name__}, not a state dict; expected a mapping of "
@@ -193,19 +212,19 @@ def _from_state_dict(file: Path) -> Network:
     return Network(file.stem, matrices, biases if len(biases) == len(matrices) else None)
 
 
+class _PickledModel(Exception):
+    """The file holds more than tensors: a whole model saved with ``torch.save(model)``."""
+
+
 def _torch_load(file: Path, torch: Any) -> Any:
-    """``torch.load`` of tensors only, with damaged files and pickled models as InputError."""
+    """``torch.load`` of tensors only; damaged files as InputError, whole models as :class:`_PickledModel`."""
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises EOFError, UnpicklingError, RuntimeError, ...
         detail = " ".join(str(exc).split())[:200]
-        whole_model = "weights only load failed" in detail.lower()
-        hint = (
-            "it looks like a whole pickled model, which is not unpickled (it could run code): "
-            "save model.state_dict() instead"
-            if whole_model
-            else "the file is empty, damaged or not written by torch.save"
-        )
+        if "weights only load failed" in detail.lower():
+            raise _PickledModel from None
+        hint = "the file is empty, damaged or not written by torch.save"
         raise InputError(
             f"{file.name} is not a readable torch state dict ({hint}); expected "
             f"torch.save(model.state_dict(), path) of Linear layers [{type(exc).__name__}: {detail}]"
@@ -232,6 +251,42 @@ def _require_linear_layers(file: Path, state: dict[str, Any]) -> None:
             f"{file.name}: layer '{layer}' is {kind}, which is not supported; pylip certifies "
             "feed-forward nets of Linear layers (2-D weights, 1-D biases) with elementwise activations"
         )
+
+
+def _from_whole_model(file: Path, torch: Any) -> Network:
+    """A model saved with ``torch.save(model)``: trusted files only (unpickling runs code)."""
+    from .models import is_torch_module, network_from_torch
+
+    try:
+        model = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a damaged file, or a class that is not importable here
+        raise InputError(
+            f"cannot load the torch model in {file.name} ({type(exc).__name__}: {exc})"
+        ) from None
+    if not is_torch_module(model):
+        raise InputError(
+            f"{file.name} holds a {type(model).__name__}, neither a state dict nor a torch model"
+        )
+    network = network_from_torch(model)
+    return Network(file.stem, network.weights, network.biases, network.sectors, network.activations)
+
+
+def network_sector(net: Any, activation: str) -> tuple[str, dict[str, Any], str | None]:
+    """What to print, certify's sector arguments, and the sampled bound's activation (None: none).
+
+    A whole torch model or an ONNX graph brings its activations (:mod:`pylip.models`,
+    :mod:`pylip.onnx_io`), which override ``activation``.
+    """
+    if net.sectors is None:
+        return activation, {"activation": activation}, activation
+    from .models import ImportedNetwork
+
+    model = ImportedNetwork(net.weights, net.biases or [], net.activations, net.sectors)
+    alpha, beta = model.common_sector()
+    names = sorted(set(net.activations))
+    label = f"{'/'.join(names)} from the model, sector [{alpha:g}, {beta:g}]"
+    sampled = names[0] if len(names) == 1 and names[0] in ("tanh", "relu", "sigmoid") else None
+    return label, {"alpha": alpha, "beta": beta}, sampled
 
 
 def res_struct(result: Any) -> dict[str, Any]:

@@ -131,3 +131,25 @@ def format_table(results: list[SolverParity], skipped: dict[str, str]) -> str:
     for r in results:
         lines += [f"  {r.solver}: {e}" for e in r.errors]
     return "\n".join(lines)
+
+
+VERSIONED_PACKAGES = ("pylip", "numpy", "scipy", "cvxpy", "clarabel", "scs", "cvxopt", "mosek")
+
+
+def solver_versions() -> dict[str, str]:
+    """The installed versions of pylip, numpy, scipy, cvxpy and the solvers (``-`` if absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "-"
+    return found
+
+
+def format_versions(versions: dict[str, str] | None = None) -> str:
+    """One line naming the versions the report ran with (a solver release can move the numbers)."""
+    found = solver_versions() if versions is None else versions
+    return "Versions: " + ", ".join(f"{name} {version}" for name, version in found.items())
