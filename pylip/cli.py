@@ -507,8 +507,20 @@ def check_arguments(args: argparse.Namespace) -> None:
     if getattr(args, "jobs", None) is not None and args.jobs > 2:
         raise InputError(f"--jobs must be 1 or 2 (reproduce runs two examples), got {args.jobs}")
     _check_solvers(getattr(args, "solver", None))
+    _check_output_folder(getattr(args, "out", None))
     if args.command in TRAINING_COMMANDS:
         require_torch(f"pylip {args.command}")
+
+
+def _check_output_folder(out: str | None) -> None:
+    """``--out`` names a folder (created if missing): not an existing file, nor inside one."""
+    if out is None:
+        return
+    for path in (Path(out), *Path(out).parents):
+        if path.exists():
+            if not path.is_dir():
+                raise InputError(f"--out {out}: {path} is a file, not a folder; give a folder for results")
+            return
 
 
 def _check_solvers(solver: str | list[str] | None) -> None:

@@ -53,7 +53,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     if scheduler is not None:
         if workers is not None:
             raise InputError("--workers sizes the embedded cluster; with --scheduler the cluster has its own")
-        with distributed.Client(scheduler) as client:
+        with _connect(distributed, scheduler) as client:
             yield client
         return
     n = default_workers() if workers is None else workers
@@ -68,6 +68,22 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             yield client
     finally:
         cluster.close()
+
+
+def _connect(distributed: Any, scheduler: str) -> Any:
+    """A client of a running scheduler; a bad address or no answer is the user's input, not a bug."""
+    try:
+        return distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (ValueError, TypeError, OSError, TimeoutError) as exc:  # bad address, refused, timed out
+        raise InputError(
+            f"--scheduler {scheduler!r}: could not connect to a Dask scheduler "
+            f"({type(exc).__name__}: {exc}); "
+            "give the address of a running scheduler, e.g. tcp://host:8786, or leave --scheduler out "
+            "for an embedded cluster"
+        ) from None
+
+
+CONNECT_TIMEOUT = "10s"  # seconds to wait for a scheduler before saying it is not there
 
 
 def map_as_completed(

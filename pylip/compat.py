@@ -18,7 +18,7 @@ from .admm import MODES, LipschitzStep
 from .certificate import DEFAULT_MARGIN, certify
 from .errors import InputError
 from .sampling import as_generator
-from .validation import as_dim, as_mapping, as_matrix, as_number, as_vector
+from .validation import as_dim, as_mapping, as_matrix, as_number, as_sequence, as_vector
 
 N_CHECK_SAMPLES = 10_000  # the original's sample count for its checks
 
@@ -137,6 +137,9 @@ def build_T(
     rng: np.random.Generator | int | None = None,
 ) -> dict[str, Any]:
     """The original bridge's ``build_T``: ``calculate_Lipschitz`` of ``[W0, W1], [b0, b1]``."""
+    weights = as_sequence(weights, "weights", "weight matrices [W0, W1]")
+    biases = as_sequence(biases, "biases", "bias vectors [b0, b1]")
+    net_dims = as_sequence(net_dims, "net_dims", "layer sizes [n_x, n_h, n_y]")
     if len(weights) != 2 or len(biases) != 2:
         raise InputError(
             f"build_T takes one hidden layer: weights=[W0, W1] and biases=[b0, b1], got "
@@ -264,6 +267,8 @@ def initialize_parameters(weights: Sequence[Any], biases: Sequence[Any]) -> dict
     ``b{i}``, ``Y{i}`` (zeros like ``W{i}``) and ``Yb{i}`` (zeros like ``b{i}``,
     unused, kept for the original's layout).
     """
+    weights = as_sequence(weights, "weights", "weight matrices [W0, W1, ...]")
+    biases = as_sequence(biases, "biases", "bias vectors [b0, b1, ...]")
     if len(weights) != len(biases):
         raise InputError(f"got {len(weights)} weight matrices but {len(biases)} bias vectors")
     parameters: dict[str, Any] = {}

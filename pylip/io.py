@@ -206,6 +206,7 @@ def _from_state_dict(file: Path) -> Network:
             "tensors as torch.save(model.state_dict(), path) writes"
         )
     _require_linear_layers(file, state)
+    _require_real_tensors(file, state)
     weights = [v.double().numpy() for k, v in state.items() if k.endswith("weight")]
     biases = [v.double().numpy() for k, v in state.items() if k.endswith("bias")]
     matrices = as_weight_list(weights, f"{file.name} weights", min_layers=1)
@@ -214,6 +215,15 @@ def _from_state_dict(file: Path) -> Network:
 
 class _PickledModel(Exception):
     """The file holds more than tensors: a whole model saved with ``torch.save(model)``."""
+
+
+def _require_real_tensors(file: Path, state: dict[str, Any]) -> None:
+    """``Tensor.double()`` would drop a complex tensor's imaginary part: refuse it instead."""
+    for key, value in state.items():
+        if getattr(value, "is_complex", lambda: False)():
+            raise InputError(
+                f"{file.name}: {key} holds complex numbers; a Lipschitz bound is defined for real weights"
+            )
 
 
 def _torch_load(file: Path, torch: Any) -> Any:
@@ -425,7 +435,7 @@ def _certificate_from_json(file: Path) -> StoredCertificate:
         network = Network(file.stem, matrices, None)
     return StoredCertificate(
         L=_scalar(content["L"], f"{file.name} 'L'"),
-        T=np.asarray(content["T"], dtype=np.float64),
+        T=_multiplier(content["T"], f"{file.name} 'T'"),
         network=network,
         activation=content.get("activation"),
         alpha=content.get("alpha"),
@@ -448,18 +458,32 @@ def _certificate_from_mapping(file: Path, content: dict[str, Any], *, mat: bool)
         network = _from_arrays(file.stem, content, source=file.name)
     return StoredCertificate(
         L=_scalar(content[bound_key], f"{file.name} '{bound_key}'"),
-        T=np.asarray(_unwrap(content["T"]), dtype=np.float64),
+        T=_multiplier(_unwrap(content["T"]), f"{file.name} 'T'"),
         network=network, activation=None, alpha=None, beta=None,
     )
 
 
 def _scalar(value: Any, name: str) -> float:
-    array = np.asarray(_unwrap(value), dtype=np.float64) if not isinstance(value, (int, float)) else None
-    if array is not None:
-        if array.size != 1:
-            raise InputError(f"{name} must be one number, got shape {array.shape}")
-        return float(array.reshape(-1)[0])
-    return float(value)
+    array = np.asarray(_unwrap(value)) if value is not None else np.asarray(None, dtype=object)
+    if isinstance(value, bool) or array.dtype.kind not in "iuf":
+        raise InputError(f"{name} must be a number (the certified bound), got {value!r}")
+    if array.size != 1:
+        raise InputError(f"{name} must be one number, got shape {array.shape}")
+    return float(array.reshape(-1)[0])
+
+
+def _multiplier(value: Any, name: str) -> np.ndarray:
+    """The multiplier ``T`` as stored: a vector or matrix of real numbers (its size is checked later)."""
+    try:
+        if np.iscomplexobj(np.asarray(value)):
+            raise TypeError("complex")
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{name} must be a vector (the diagonal) or a matrix of real numbers, with one entry per hidden "
+            f"neuron; got {str(value)[:60]!r}"
+        ) from None
+    return array
 
 
 def save_certificate(certificate: Any, weights: list[np.ndarray], path: str | os.PathLike[str]) -> Path:

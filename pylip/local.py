@@ -48,7 +48,7 @@ import numpy as np
 from .activations import Activation, get_activation
 from .certificate import Certificate, certify
 from .errors import CertificateError, InputError, SolverError
-from .validation import as_vector, as_weight_list
+from .validation import as_certificate_of, as_nonnegative, as_number, as_vector, as_weight_list
 
 UNIT = 2.0**-53
 PAD = 1e-13  # outward, relative to the activation's slope scale: its libm rounding (a few ulp)
@@ -165,9 +165,11 @@ def certify_local(
     matrices = as_weight_list(weights, min_layers=1)
     vectors = _biases(matrices, biases)
     center = as_vector(x0, "x0", matrices[0].shape[1])
-    r = float(radius)
-    if not (math.isfinite(r) and r >= 0):
-        raise InputError(f"radius must be a finite number >= 0, got {radius!r}")
+    r = _radius(radius)
+    if global_bound is not None:
+        global_bound = as_nonnegative(global_bound, "global_bound", "a proven global Lipschitz bound")
+    if global_certificate is not None:
+        global_certificate = as_certificate_of(global_certificate, "global_certificate", matrices)
     act = get_activation(activation)
     if method not in LOCAL_METHODS:
         raise InputError(f"method must be one of {', '.join(LOCAL_METHODS)}, got {method!r}")
@@ -202,6 +204,13 @@ def certify_local(
                              global_bound=global_bound, global_certificate=global_certificate)
     bound = cert.bound if global_bound is None else min(cert.bound, float(global_bound))
     return LocalBound(bound, r, alpha, beta, intervals, constant, cert)
+
+
+def _radius(radius: Any) -> float:
+    finite = isinstance(radius, (int, float, np.integer, np.floating)) and not isinstance(radius, bool)
+    if not (finite and math.isfinite(radius) and radius >= 0):
+        raise InputError(f"radius must be a finite number >= 0 (the l2 radius around x0), got {radius!r}")
+    return float(radius)
 
 
 def _fixed_T_certificate(
@@ -251,6 +260,9 @@ def _biases(matrices: list[np.ndarray], biases: Sequence[Any] | None) -> list[np
 
 
 def local_certified(margin: float, local: LocalBound) -> bool:
-    """True when the logit margin exceeds ``sqrt(2) L(x0, r) r`` (rounded so that it errs towards False)."""
+    """True when the logit margin exceeds ``sqrt(2) L(x0, r) r`` (rounded to err towards False)."""
+    if not isinstance(local, LocalBound):
+        raise InputError(f"local must be a LocalBound (from certify_local), got {type(local).__name__}")
+    margin = as_number(margin, "margin")
     need = SQRT2_UP * local.bound * local.radius
     return bool(margin > float(np.nextafter(need, np.inf)))

@@ -52,7 +52,7 @@ from .certificate import (
     slope_sector,
 )
 from .errors import CertificateError, InputError, SolverError
-from .validation import as_weight_list
+from .validation import as_certificate_of, as_flag, as_weight_list
 
 METHODS = ("auto", "sdp", "fixed_T")
 UNIT = 2.0**-53
@@ -119,7 +119,10 @@ def certify_margins(
     if n_out < 2:
         raise InputError(f"margin certificates need at least 2 outputs (classes), the net has {n_out}")
     chosen = _pairs(pairs, n_out)
+    logits = as_flag(logits, "logits")
     options = dict(activation=activation, alpha=alpha, beta=beta, solver=solver)
+    if global_certificate is not None:
+        global_certificate = as_certificate_of(global_certificate, "global_certificate", matrices)
     glob = global_certificate or certify(matrices, **options)
     if method == "auto":
         method = "sdp" if len(matrices) <= 2 else "fixed_T"
@@ -146,15 +149,23 @@ def certify_margins(
                         time.perf_counter() - start)
 
 
+def _class_index(value: Any) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(value)
+    return int(value)
+
+
 def _pairs(pairs: Iterable[tuple[int, int]] | None, n_out: int) -> list[tuple[int, int]]:
     if pairs is None:
         return [(i, j) for i in range(n_out) for j in range(i + 1, n_out)]
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
+        raise InputError(f"pairs must be a list of (i, j) class index pairs or None, got {pairs!r}")
     chosen = []
     for item in pairs:
         try:
-            i, j = (int(v) for v in item)
+            i, j = (_class_index(v) for v in item)
         except (TypeError, ValueError):
-            raise InputError(f"pairs must hold (i, j) class index pairs, got {item!r}") from None
+            raise InputError(f"pairs must hold (i, j) class index pairs of integers, got {item!r}") from None
         if not (0 <= i < n_out and 0 <= j < n_out) or i == j:
             raise InputError(f"pair {item!r}: i and j must be different classes in 0 .. {n_out - 1}")
         chosen.append((min(i, j), max(i, j)))

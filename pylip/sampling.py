@@ -15,6 +15,9 @@ from .activations import get_activation
 from .errors import InputError
 from .validation import as_count, as_number, as_seed, as_vector, as_weight_list
 
+CHUNK = 2000  # sampled points per batch of Jacobians
+MAX_SAMPLES = 10**8
+
 
 def as_generator(rng: np.random.Generator | int | None, default_seed: int = 0) -> np.random.Generator:
     """A numpy Generator from a Generator, a seed, or ``None`` (a fixed default seed)."""
@@ -63,18 +66,27 @@ def sampled_lower_bound(
     matrices = as_weight_list(weights, min_layers=1)
     vectors = _biases(matrices, biases)
     n_samples = as_count(n_samples, "n_samples", 1)
+    if n_samples > MAX_SAMPLES:
+        raise InputError(
+            f"n_samples = {n_samples} is more than {MAX_SAMPLES:.0e} points (hours of Jacobians for a "
+            f"lower bound that grows only slowly with more points): use at most {MAX_SAMPLES:.0e}"
+        )
     if not as_number(scale, "scale") > 0:
         raise InputError(f"scale (the inputs' standard deviation) must be > 0, got {scale}")
     generator = as_generator(rng)
-    x = scale * generator.standard_normal((n_samples, matrices[0].shape[1]))
-    chunks = np.array_split(x, max(1, n_samples // 2000))
-    norms = np.concatenate([jacobian_norms(matrices, vectors, c, activation) for c in chunks])
-    return float(norms.max())
+    largest = 0.0
+    for start in range(0, n_samples, CHUNK):  # chunks: memory stays flat whatever n_samples
+        x = scale * generator.standard_normal((min(CHUNK, n_samples - start), matrices[0].shape[1]))
+        largest = max(largest, float(jacobian_norms(matrices, vectors, x, activation).max()))
+    return largest
 
 
 def _biases(weights: Sequence[np.ndarray], biases: Sequence[Any] | None) -> list[np.ndarray]:
     if biases is None:
         return [np.zeros(w.shape[0]) for w in weights]
+    if isinstance(biases, (str, bytes, dict)) or len(biases) != len(weights):
+        count = len(biases) if isinstance(biases, Sequence) and not isinstance(biases, str) else biases
+        raise InputError(f"biases must have one vector per layer ({len(weights)}), got {count!r}")
     return [as_vector(b, f"biases[{i}]", w.shape[0]) for i, (w, b) in enumerate(zip(weights, biases))]
 
 

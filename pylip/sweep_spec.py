@@ -226,9 +226,13 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise InputError(f"sweep spec {str(file)!r} not found; give the path of a .toml file")
     toml = _toml_module()
     try:
-        raw = toml.loads(file.read_text())
+        raw = toml.loads(file.read_text(encoding="utf-8"))
     except toml.TOMLDecodeError as exc:
         raise InputError(f"sweep spec {file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"sweep spec {file}: not a text file (not UTF-8); give a .toml sweep spec") from None
+    except OSError as exc:
+        raise InputError(f"sweep spec {file}: cannot be read ({exc.strerror}); check permissions") from None
     spec = validate_spec(raw)
     return SweepSpec(**{**spec.__dict__, "source": str(file)})
 

@@ -118,11 +118,17 @@ def as_weight_list(weights: Sequence[Any], name: str = "weights", *, min_layers:
 
 def as_dim(value: Any, name: str) -> int:
     """A dimension given as int, float, or a MATLAB-engine style ``[[n]]``."""
-    array = np.asarray(value)
+    array = np.asarray(value) if value is not None else np.asarray(None, dtype=object)
     if array.size != 1:
         raise InputError(f"{name} must be a single positive integer, got {value!r}")
     scalar = array.reshape(()).item()
-    if isinstance(scalar, bool) or float(scalar) != int(scalar) or int(scalar) < 1:
+    if (
+        isinstance(scalar, bool)
+        or not isinstance(scalar, (int, float))
+        or not math.isfinite(scalar)
+        or float(scalar) != int(scalar)
+        or int(scalar) < 1
+    ):
         raise InputError(f"{name} must be a positive integer, got {value!r}")
     return int(scalar)
 
@@ -167,11 +173,55 @@ def as_seed(value: Any, name: str = "rng") -> np.random.Generator:
 
 
 def as_scalar(value: Any, name: str) -> float:
-    """A finite real scalar, given plain or as a 1 x 1 nested list."""
-    array = np.asarray(value, dtype=np.float64)
+    """A finite real scalar, given plain or as a 1 x 1 nested list (not a string, not a bool)."""
+    raw = np.asarray(value) if value is not None else np.asarray(None, dtype=object)
+    if raw.dtype.kind not in "iuf" or raw.size != 1:
+        raise InputError(f"{name} must be a single real number, got {value!r}")
+    array = raw.astype(np.float64)
     if array.size != 1:
         raise InputError(f"{name} must be a single number, got {value!r}")
     scalar = float(array.reshape(()))
     if not np.isfinite(scalar):
         raise InputError(f"{name} must be finite, got {scalar}")
     return scalar
+
+
+def as_sequence(value: Any, name: str, what: str) -> Sequence[Any]:
+    """A list or tuple argument (not None, a string, a dict or a single array)."""
+    if isinstance(value, np.ndarray) and value.ndim >= 1:
+        return list(value)
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise InputError(f"{name} must be a list of {what}, got {type(value).__name__}")
+    return value
+
+
+def as_flag(value: Any, name: str) -> bool:
+    """A boolean option given as True/False (not a string such as 'no', which is truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def as_nonnegative(value: Any, name: str, what: str) -> float:
+    """A finite real number >= 0 (a radius, a bound)."""
+    number = as_number(value, name)
+    if number < 0:
+        raise InputError(f"{name} ({what}) must be >= 0, got {number}")
+    return number
+
+
+def as_certificate_of(value: Any, name: str, matrices: Sequence[np.ndarray]) -> Any:
+    """A :class:`pylip.certificate.Certificate` of the network with these weight matrices' sizes."""
+    from .certificate import Certificate
+
+    if not isinstance(value, Certificate):
+        raise InputError(
+            f"{name} must be a pylip Certificate (pylip.certify(weights, ...)), got {type(value).__name__}"
+        )
+    sizes = (matrices[0].shape[1], *(w.shape[0] for w in matrices))
+    if tuple(value.layer_sizes) != sizes:
+        raise InputError(
+            f"{name} certifies a {'-'.join(map(str, value.layer_sizes))} network but the weights are "
+            f"{'-'.join(map(str, sizes))}: pass the certificate of these weights"
+        )
+    return value

@@ -179,6 +179,112 @@ COERCED_VALUES = {
     ),
 }
 
+# --- similar classes found by a second hostile pass: each got a raw exception or a wrong number ---
+from pylip import local as _local  # noqa: E402
+
+B_3_5_2 = [np.zeros(5), np.zeros(2)]
+OTHER_NET = [np.ones((4, 3)), np.ones((2, 4))]
+SECOND_PASS = {
+    "n_h=NaN (ValueError)": (
+        lambda p, x: pylip.calculate_Lipschitz(p, {"n_x": 3, "n_h": float("nan"), "n_y": 2}),
+        r"x\['n_h'\] must be a positive integer, got nan",
+    ),
+    "n_h=inf (OverflowError)": (
+        lambda p, x: pylip.calculate_Lipschitz(p, {"n_x": 3, "n_h": float("inf"), "n_y": 2}),
+        "n_h.* must be a positive integer",
+    ),
+    "n_h=None (TypeError)": (
+        lambda p, x: pylip.calculate_Lipschitz(p, {"n_x": 3, "n_h": None, "n_y": 2}),
+        "n_h.* must be a positive integer, got None",
+    ),
+    "n_h='5' (coerced)": (
+        lambda p, x: pylip.calculate_Lipschitz(p, {"n_x": 3, "n_h": "5", "n_y": 2}),
+        "n_h.* must be a positive integer, got '5'",
+    ),
+    "net_dims='abc' (ValueError)": (
+        lambda p, x: pylip.solve_SDP(p, x["T"], "abc", 1.0, 0.1, 2, x["L_des"]),
+        r"net_dims\[0\] must be a positive integer",
+    ),
+    "build_T weights=None (TypeError)": (
+        lambda p, x: pylip.build_T(None, B_3_5_2, [3, 5, 2]),
+        "weights must be a list of weight matrices .* got NoneType",
+    ),
+    "initialize_parameters biases=None (TypeError)": (
+        lambda p, x: pylip.initialize_parameters([W0_3_5, W1_5_2], None),
+        "biases must be a list of bias vectors .* got NoneType",
+    ),
+    "mu='x' (ValueError)": (
+        lambda p, x: pylip.solve_sdp(p, {**x, "ind_Lip": 1, "mu": "x"}),
+        "mu must be a single real number, got 'x'",
+    ),
+    "rho='1' (coerced)": (lambda p, x: pylip.solve_sdp(p, {**x, "rho": "1"}), "rho must be a single real"),
+    "L_des=True (coerced)": (lambda p, x: pylip.solve_sdp(p, {**x, "L_des": True}), "L_des must be a single"),
+    "sampled biases one short (ValueError)": (
+        lambda p, x: pylip.sampled_lower_bound([W0_3_5, W1_5_2], [np.zeros(5)]),
+        r"biases must have one vector per layer \(2\), got 1",
+    ),
+    "sampled n_samples=1e12 (MemoryError)": (
+        lambda p, x: pylip.sampled_lower_bound([W0_3_5, W1_5_2], n_samples=10**12),
+        "n_samples = 1000000000000 is more than 1e.08",
+    ),
+    "pairs=3 (TypeError)": (
+        lambda p, x: pylip.certify_margins([W0_3_5, W1_5_2], pairs=3),
+        "pairs must be a list of .* or None, got 3",
+    ),
+    "pairs=[(0.5, 1)] (truncated to 0)": (
+        lambda p, x: pylip.certify_margins([W0_3_5, W1_5_2], pairs=[(0.5, 1)]),
+        "class index pairs of integers",
+    ),
+    "pairs=[(True, False)] (coerced)": (
+        lambda p, x: pylip.certify_margins([W0_3_5, W1_5_2], pairs=[(True, False)]),
+        "class index pairs of integers",
+    ),
+    "margins logits='x' (truthy)": (
+        lambda p, x: pylip.certify_margins([W0_3_5, W1_5_2], logits="x"),
+        "logits must be True or False",
+    ),
+    "margins global_certificate=3.0 (AttributeError)": (
+        lambda p, x: pylip.certify_margins([W0_3_5, W1_5_2], global_certificate=3.0),
+        "global_certificate must be a pylip Certificate",
+    ),
+    "margins global_certificate of another net (wrong bounds)": (
+        lambda p, x: pylip.certify_margins([W0_3_5, W1_5_2], global_certificate=pylip.certify(OTHER_NET)),
+        "global_certificate certifies a 3-4-2 network but the weights are 3-5-2",
+    ),
+    "local radius=None (TypeError)": (
+        lambda p, x: _local.certify_local([W0_3_5, W1_5_2], B_3_5_2, np.zeros(3), None),
+        "radius must be a finite number >= 0 .* got None",
+    ),
+    "local radius=[0.1, 0.2] (TypeError)": (
+        lambda p, x: _local.certify_local([W0_3_5, W1_5_2], B_3_5_2, np.zeros(3), np.array([0.1, 0.2])),
+        "radius must be a finite number >= 0",
+    ),
+    "local radius='0.1' (coerced)": (
+        lambda p, x: _local.certify_local([W0_3_5, W1_5_2], B_3_5_2, np.zeros(3), "0.1"),
+        "radius must be a finite number >= 0",
+    ),
+    "local global_bound=-1 (returned as the bound)": (
+        lambda p, x: _local.certify_local([W0_3_5, W1_5_2], B_3_5_2, np.zeros(3), 0.1, global_bound=-1.0),
+        r"global_bound \(a proven global Lipschitz bound\) must be >= 0",
+    ),
+    "local global_bound=NaN (ignored)": (
+        lambda p, x: _local.certify_local(
+            [W0_3_5, W1_5_2], B_3_5_2, np.zeros(3), 0.1, global_bound=float("nan")
+        ),
+        "global_bound must be finite",
+    ),
+    "local global_certificate='x' (AttributeError)": (
+        lambda p, x: _local.certify_local(
+            [W0_3_5, W1_5_2], B_3_5_2, np.zeros(3), 0.1, global_certificate="x"
+        ),
+        "global_certificate must be a pylip Certificate",
+    ),
+    "local_certified local=None (AttributeError)": (
+        lambda p, x: _local.local_certified(1.0, None),
+        "local must be a LocalBound",
+    ),
+}
+
 EXTREME_VALUES = {
     "L_des=1e200": (
         lambda p, x: pylip.solve_sdp(p, {**x, "L_des": 1e200}),
@@ -192,9 +298,9 @@ EXTREME_VALUES = {
 }
 
 
-@pytest.mark.parametrize("case", list(COERCED_VALUES) + list(EXTREME_VALUES))
+@pytest.mark.parametrize("case", list(COERCED_VALUES) + list(EXTREME_VALUES) + list(SECOND_PASS))
 def test_bad_value_gets_an_input_error_naming_the_field(case, admm_state):
-    call, match = {**COERCED_VALUES, **EXTREME_VALUES}[case]
+    call, match = {**COERCED_VALUES, **EXTREME_VALUES, **SECOND_PASS}[case]
     with pytest.raises(pylip.InputError, match=match):
         call(*admm_state)
 

@@ -208,3 +208,81 @@ def test_without_torch_the_training_entry_points_name_the_extra(code, expected, 
     )
     assert "Traceback" not in run.stderr, run.stderr
     assert expected in run.stdout + run.stderr
+
+
+# --- a second hostile pass: files and arguments that still ended in a traceback or a silent coercion ---
+
+
+def _json(path, content):
+    import json
+
+    path.write_text(json.dumps(content))
+
+
+def _state_dict(path, **tensors):
+    torch = pytest.importorskip("torch")
+    torch.save(tensors, path)
+
+
+def _complex_linear_layers():
+    torch = pytest.importorskip("torch")
+    return {"0.weight": torch.ones(4, 2, dtype=torch.complex64), "2.weight": torch.ones(1, 4)}
+
+
+BAD_FILES = {
+    "verify: JSON with a string L (ValueError)": (
+        "c.json", lambda p: _json(p, {"L": "x", "T": [1, 1, 1, 1]}), ["verify", "{f}", "--weights", "{npz}"],
+        r"c.json 'L' must be a number \(the certified bound\), got 'x'",
+    ),
+    "verify: JSON with a ragged T (ValueError)": (
+        "c.json", lambda p: _json(p, {"L": 1.0, "T": [[1, 2], [3]]}), ["verify", "{f}", "--weights", "{npz}"],
+        "c.json 'T' must be a vector .* or a matrix of real numbers",
+    ),
+    "verify: JSON with a string T (ValueError)": (
+        "c.json", lambda p: _json(p, {"L": 1.0, "T": "abcd"}), ["verify", "{f}", "--weights", "{npz}"],
+        "c.json 'T' must be a vector",
+    ),
+    "verify: JSON with L = true (coerced to 1)": (
+        "c.json", lambda p: _json(p, {"L": True, "T": [1, 1, 1, 1]}), ["verify", "{f}", "--weights", "{npz}"],
+        "c.json 'L' must be a number",
+    ),
+    "verify: .npz with a string L (ValueError)": (
+        "c.npz", lambda p: np.savez(p, L="abc", T=np.ones(4), W0=np.ones((4, 2)), W1=np.ones((1, 4))),
+        ["verify", "{f}"], "c.npz 'L' must be a number",
+    ),
+    "sweep: a binary spec (UnicodeDecodeError)": (
+        "spec.toml", lambda p: p.write_bytes(b"\xff\xfe\x00task"), ["sweep", "{f}", "--workers", "0"],
+        "spec.toml: not a text file",
+    ),
+    "certify: a complex state dict (imaginary part dropped)": (
+        "net.pt",
+        lambda p: _state_dict(p, **_complex_linear_layers()),
+        ["certify", "{f}", "--samples", "10"], "net.pt: 0.weight holds complex numbers",
+    ),
+    "sweep: --out is a file (NotADirectoryError)": (
+        "afile", lambda p: p.write_text("x"),
+        ["sweep", "examples/sweeps/digits_small.toml", "--out", "{f}", "--workers", "0"],
+        "--out .*afile is a file, not a folder",
+    ),
+    "digits-example: --out inside a file (FileExistsError)": (
+        "afile", lambda p: p.write_text("x"), ["digits-example", "--preset", "miniature", "--out", "{f}/sub"],
+        "--out .*afile is a file, not a folder",
+    ),
+    "certify: --scheduler without a port (ValueError from Dask)": (
+        "unused", lambda p: None, ["certify", "{npz}", "--scheduler", "bogus"],
+        "--scheduler 'bogus': could not connect to a Dask scheduler",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_file_or_argument_gets_one_error_line(case, tmp_path, small_npz, capsys):
+    name, write, argv, match = BAD_FILES[case]
+    write(tmp_path / name)
+    if "--scheduler" in argv:
+        pytest.importorskip("distributed")
+    root = Path(__file__).resolve().parent.parent
+    argv = [a.format(f=tmp_path / name, npz=small_npz) for a in argv]
+    argv = [str(root / a) if a.startswith("examples/") else a for a in argv]
+    assert main(argv) == 2
+    assert re.search(match, _one_error_line(capsys))
