@@ -270,8 +270,11 @@ def _from_whole_model(file: Path, torch: Any) -> Network:
     try:
         model = torch.load(file, map_location="cpu", weights_only=False)
     except Exception as exc:  # a damaged file, or a class that is not importable here
+        detail = " ".join(str(exc).split())[:200]
         raise InputError(
-            f"cannot load the torch model in {file.name} ({type(exc).__name__}: {exc})"
+            f"{file.name} is not a readable torch state dict or model (the file is damaged, not "
+            "written by torch.save, or its model class cannot be imported here); expected "
+            f"torch.save(model.state_dict(), path) [{type(exc).__name__}: {detail}]"
         ) from None
     if not is_torch_module(model):
         raise InputError(

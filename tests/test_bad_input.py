@@ -375,10 +375,10 @@ def _norm():
     return torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4))
 
 
-def _whole_model():
+def _whole_convolutional_model():
     import torch
 
-    return torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    return torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(4, 1))
 
 
 def _object_npz(path):
@@ -425,10 +425,10 @@ BAD_FILES = {
         lambda p: p.write_bytes(b""),
         "net.pt is not a readable torch state dict .*empty",
     ),
-    "whole pickled model .pt": (
+    "whole pickled model .pt of an unsupported layer": (
         "net.pt",
-        _torch_save(_whole_model),
-        "net.pt .*whole pickled model.*state_dict",
+        _torch_save(_whole_convolutional_model),
+        "Conv1d",
     ),
     "res without biases": (
         "res.mat",
