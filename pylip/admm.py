@@ -152,7 +152,10 @@ class LipschitzStep:
         if repair_T is not None:
             T = np.array(as_matrix(T, "T"))
             diagonal = np.diag(T).copy()
-            diagonal[diagonal <= 0] = float(repair_T)
+            replacement = as_number(repair_T, "repair_T")
+            if replacement <= 0:
+                raise InputError(f"repair_T replaces T's entries <= 0, so it must be > 0, got {replacement}")
+            diagonal[diagonal <= 0] = replacement
             np.fill_diagonal(T, diagonal)
         self.T = check_multiplier(T, n_h)
         self._build()

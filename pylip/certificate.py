@@ -34,7 +34,7 @@ from . import engine, lmi, memory, proof, reduced, repair
 from .activations import check_sector, get_activation
 from .errors import CertificateError, InputError, SolverError
 from .solvers import SOLVER_ENV_VAR, resolve_solver, solve, value_of
-from .validation import as_number, as_weight_list
+from .validation import as_flag, as_number, as_weight_list
 
 FORMS = ("neuron", "layer", "network")
 FORMULATIONS = ("auto", "reduced", "structured", "original", "engine")
@@ -196,6 +196,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _sector_number(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise InputError(f"{name} must be a number or one number per hidden neuron, got {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -220,6 +222,8 @@ def _sector_vector(value: Any, name: str, hidden_sizes: Sequence[int]) -> np.nda
             parts.append(part)
         return np.concatenate(parts)
     try:
+        if np.asarray(items).dtype.kind not in "iuf":
+            raise TypeError(name)
         vector = np.asarray(items, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         raise InputError(f"{name} must hold numbers, got {value!r}") from None
@@ -311,6 +315,7 @@ def certify(
     per_neuron = np.ndim(a) > 0
     if form not in FORMS:
         raise InputError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+    allow_unsound = as_flag(allow_unsound, "allow_unsound")
     if form == "network" and not allow_unsound:
         raise InputError(
             "form='network' (LipSDP-Network, coupled T) does not give a valid Lipschitz bound "
@@ -848,13 +853,16 @@ def closed_form_bound(W0: Any, W1: Any, beta: float = 1.0) -> float:
     certificate (6) equals ``beta * max(sum of positive c_i, -sum of negative c_i)``.
     Used as a fast path for the logging certificates of the examples.
     """
-    w0 = np.asarray(W0, dtype=np.float64).reshape(-1)
-    w1 = np.asarray(W1, dtype=np.float64).reshape(-1)
-    if w0.shape != w1.shape:
+    first, last = as_weight_list([W0, W1], "[W0, W1]")
+    if first.shape[1] != 1 or last.shape[0] != 1:
         raise InputError(
-            f"closed_form_bound needs a 1-n-1 network: W0 has {w0.size} and W1 {w1.size} entries"
+            f"closed_form_bound needs a 1-n-1 network (W0 n x 1, W1 1 x n), got W0 {first.shape} and "
+            f"W1 {last.shape}; use pylip.certify for other sizes"
         )
-    products = w0 * w1
+    beta = as_number(beta, "beta")
+    if beta <= 0:
+        raise InputError(f"beta must be > 0 (the activation's largest slope), got {beta}")
+    products = first.reshape(-1) * last.reshape(-1)
     return float(beta * max(products[products > 0].sum(), -products[products < 0].sum()))
 
 

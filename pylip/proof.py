@@ -466,12 +466,15 @@ def verify(
     """
     from .certificate import slope_sector
     from .errors import InputError
-    from .validation import as_number, as_weight_list
+    from .validation import as_flag, as_number, as_weight_list
 
     matrices = as_weight_list(weights)
     bound = as_number(L, "L")
     if not bound >= 0 or not math.isfinite(bound):
         raise InputError(f"L must be a finite number >= 0, got {L!r}")
+    if not math.isfinite(bound * bound):  # P(L^2, T) holds L^2: it must be a float64 number
+        raise InputError(f"L = {bound:g} is too large: L^2 overflows float64; give L below 1e150")
+    exact = as_flag(exact, "exact")
     n_hidden = sum(w.shape[0] for w in matrices[:-1])
     t = multiplier_diagonal(T, n_hidden)
     a, b = slope_sector(activation, alpha, beta, [w.shape[0] for w in matrices[:-1]])
@@ -484,9 +487,11 @@ def multiplier_diagonal(T: Any, n_hidden: int) -> np.ndarray:
     from .errors import InputError
 
     try:
+        if np.iscomplexobj(np.asarray(T)):
+            raise TypeError("complex")
         array = np.array(T, dtype=np.float64)
     except (TypeError, ValueError):
-        raise InputError(f"T must be a matrix or vector of numbers, got {type(T).__name__}") from None
+        raise InputError(f"T must be a matrix or vector of real numbers, got {type(T).__name__}") from None
     if array.ndim == 2:
         if array.shape != (n_hidden, n_hidden):
             raise InputError(

@@ -25,6 +25,16 @@ def _reject_complex(value: Any, name: str) -> None:
         )
 
 
+def _reject_booleans(value: Any, name: str) -> None:
+    """A boolean array (a mask) passed as weights is a mistake, not a 0/1 weight matrix."""
+    try:
+        kind = value.dtype.kind if isinstance(value, np.ndarray) else np.asarray(value).dtype.kind
+    except (TypeError, ValueError):
+        return
+    if kind == "b":
+        raise InputError(f"{name} holds booleans (True/False), not numbers; pass weights as floats")
+
+
 def _holds_complex(value: Any) -> bool:
     if isinstance(value, np.ndarray):
         return value.dtype.kind == "c"
@@ -37,6 +47,7 @@ def _holds_complex(value: Any) -> bool:
 def as_matrix(value: Any, name: str) -> np.ndarray:
     """Return ``value`` as a finite, non-empty 2-D float64 array."""
     _reject_complex(value, name)
+    _reject_booleans(value, name)
     try:
         array = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:

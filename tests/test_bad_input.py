@@ -279,6 +279,48 @@ SECOND_PASS = {
         ),
         "global_certificate must be a pylip Certificate",
     ),
+    "certify beta='1' (coerced)": (
+        lambda p, x: pylip.certify([W0_3_5, W1_5_2], beta="1"), "beta must be a number .* got '1'",
+    ),
+    "certify beta=True (coerced to 1)": (
+        lambda p, x: pylip.certify([W0_3_5, W1_5_2], beta=True), "beta must be a number .* got True",
+    ),
+    "certify alpha=['0'] * 5 (coerced)": (
+        lambda p, x: pylip.certify([W0_3_5, W1_5_2], alpha=["0"] * 5), "alpha must hold numbers",
+    ),
+    "certify boolean weights (a mask, coerced to 0/1)": (
+        lambda p, x: pylip.certify([W0_3_5 > 0, W1_5_2]), r"weights\[0\] holds booleans",
+    ),
+    "certify allow_unsound='yes' (truthy)": (
+        lambda p, x: pylip.certify([W0_3_5, W1_5_2], allow_unsound="yes"),
+        "allow_unsound must be True or False",
+    ),
+    "verify exact='no' (truthy: ran the exact prover)": (
+        lambda p, x: pylip.verify([W0_3_5, W1_5_2], 10.0, x["T"], exact="no"),
+        "exact must be True or False",
+    ),
+    "verify L=1e300 (margin NaN)": (
+        lambda p, x: pylip.verify([W0_3_5, W1_5_2], 1e300, x["T"]), "L = 1e.300 is too large",
+    ),
+    "verify complex T (real part used)": (
+        lambda p, x: pylip.verify([W0_3_5, W1_5_2], 10.0, np.diag(x["T"]) * (1 + 1j)),
+        "T must be a matrix or vector of real numbers",
+    ),
+    "closed_form_bound 2x3 and 3x2 (a wrong number: 6 products)": (
+        lambda p, x: pylip.closed_form_bound(np.ones((2, 3)), np.ones((3, 2))), "needs a 1-n-1 network",
+    ),
+    "closed_form_bound empty (0.0)": (
+        lambda p, x: pylip.closed_form_bound(np.ones((0, 1)), np.ones((1, 0))), r"\[W0, W1\]\[0\] is empty",
+    ),
+    "closed_form_bound beta=-1 (a negative bound)": (
+        lambda p, x: pylip.closed_form_bound(np.ones((2, 1)), np.ones((1, 2)), beta=-1.0), "beta must be > 0",
+    ),
+    "LipschitzStep repair_T=-1 (a negative multiplier)": (
+        lambda p, x: pylip.LipschitzStep(3, 5, 2, x["T"], repair_T=-1.0), "repair_T .* must be > 0",
+    ),
+    "LipschitzStep repair_T='x' (ValueError)": (
+        lambda p, x: pylip.LipschitzStep(3, 5, 2, x["T"], repair_T="x"), "repair_T must be a number",
+    ),
     "local_certified local=None (AttributeError)": (
         lambda p, x: _local.local_certified(1.0, None),
         "local must be a LocalBound",
