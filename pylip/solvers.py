@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -124,7 +125,7 @@ def solve(
     *,
     what: str,
     warm_start: bool = False,
-    options: dict[str, object] | None = None,
+    options: Mapping[str, object] | None = None,
 ) -> SolveInfo:
     """Solve ``problem`` and raise :class:`SolverError` unless it reports an optimum.
 
