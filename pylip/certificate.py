@@ -251,7 +251,8 @@ def certify(
 
     Solves the SDP (6) of Theorem 1 (one hidden layer) or its multi-layer form
     (LipSDP) for ``f(x) = Wl phi(... phi(W0 x + b0) ...) + bl``; biases do not
-    enter the bound.
+    enter the bound. A single weight matrix ``[W]`` (a linear map) is certified
+    by ``||W||_2``, proven (:func:`single_layer_certificate`).
 
     Args:
         weights: ``[W0, ..., Wl]``, each ``n_{i+1} x n_i`` (arrays or nested lists),
@@ -268,9 +269,6 @@ def certify(
         activation: a name of :mod:`pylip.activations` (``"tanh"``, ``"relu"``,
             ``"sigmoid"``, ``"leakyrelu:0.1"``, ``"elu"``, ``"softplus"``,
             ``"silu"``, ``"gelu"``, ``"hardtanh"``, ``"identity"``).
-
-    A single weight matrix ``[W]`` (a linear map) is certified by ``||W||_2``,
-    proven (:func:`single_layer_certificate`).
         solver: ``"CLARABEL"`` (default, or ``$PYLIP_SOLVER``), ``"SCS"``,
             ``"CVXOPT"`` or ``"MOSEK"``.
         margin: the LMI is solved as ``P <= -margin I`` (the original's 1e-9).
