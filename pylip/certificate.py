@@ -332,7 +332,7 @@ def certify(
             "alpha = 0; use formulation='structured' for anything else"
         )
     reducible = len(matrices) == 2 and form in reduced.REDUCED_FORMS
-    engine_sector = not per_neuron and 0.0 <= float(np.min(a))
+    engine_sector = not per_neuron and 0.0 <= float(np.min(a)) < float(np.min(b))
     if formulation == "auto":
         formulation = _automatic_formulation(matrices, form, solver, reducible, engine_sector)
     if formulation == "engine":
@@ -340,7 +340,7 @@ def certify(
             raise InputError(f"formulation='engine' solves form 'neuron' or 'layer', got form={form!r}")
         if not engine_sector:
             raise InputError(
-                "formulation='engine' takes one sector 0 <= alpha <= beta for every neuron; use "
+                "formulation='engine' takes one sector 0 <= alpha < beta for every neuron; use "
                 "formulation='structured' for per-neuron sectors or alpha < 0"
             )
         if solver is not None:
@@ -459,10 +459,12 @@ def _first_solved_certificate(
     try:
         return _solved_certificate(formulation, form, matrices, structure, alpha, beta, margin, solver_name)
     except (SolverError, CertificateError) as first_error:
+        # the engine's fallback is the structured formulation with the cvxpy solvers
+        fallback_formulation = "structured" if formulation == "engine" else formulation
         for fallback in fallback_solvers(solver_name):
             try:
                 again = _solved_certificate(
-                    formulation, form, matrices, structure, alpha, beta, margin, fallback
+                    fallback_formulation, form, matrices, structure, alpha, beta, margin, fallback
                 )
             except (SolverError, CertificateError):
                 continue

@@ -139,3 +139,19 @@ def test_a_zero_layer_still_gives_the_structural_certificate() -> None:
     weights[1] = np.zeros((4, 4))
     certificate = pylip.certify(weights, formulation="engine")
     assert certificate.bound == 0.0 and certificate.proof_method == "structure"
+
+
+def test_a_stalled_engine_hands_the_sdp_to_the_structured_formulation(monkeypatch):
+    from pylip.errors import SolverError
+
+    def stalled(*args, **kwargs):
+        raise SolverError("pylip's LipSDP engine did not reach a relative gap of 1e-09 in 200 steps")
+
+    monkeypatch.setattr(engine, "solve_certificate_sdp", stalled)
+    rng = np.random.default_rng(5)
+    weights = [rng.standard_normal((6, 4)), rng.standard_normal((5, 6)), rng.standard_normal((2, 5))]
+    fallen_back = pylip.certify(weights)
+    assert fallen_back.solver == "CLARABEL" and fallen_back.verified
+    assert "engine did not reach" in fallen_back.notes[-1]
+    structured = pylip.certify(weights, formulation="structured", solver="CLARABEL")
+    assert fallen_back.bound == pytest.approx(structured.bound, rel=1e-12)
