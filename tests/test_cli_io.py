@@ -93,6 +93,7 @@ def small_npz(tmp_path):
         (["reproduce", "--scale", "0"], "--scale must be a finite number > 0"),
     ],
 )
+@pytest.mark.torch  # the training commands check torch first
 def test_bad_arguments_are_rejected_before_any_work(argv, match, small_npz, capsys, monkeypatch):
     from pylip import examples
 
@@ -124,6 +125,7 @@ def test_reproduce_at_another_scale_says_nothing_was_compared():
     assert reproduce_verdict(parse(["reproduce"]), [True, True]) == "every cell within tolerance"
 
 
+@pytest.mark.torch
 def test_reproduce_tables_state_the_tolerance_behind_ok():
     from types import SimpleNamespace
 

@@ -148,6 +148,7 @@ def test_a_stalled_engine_hands_the_sdp_to_the_structured_formulation(monkeypatc
         raise SolverError("pylip's LipSDP engine did not reach a relative gap of 1e-09 in 200 steps")
 
     monkeypatch.setattr(engine, "solve_certificate_sdp", stalled)
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)  # auto picks the engine only with no solver named
     rng = np.random.default_rng(5)
     weights = [rng.standard_normal((6, 4)), rng.standard_normal((5, 6)), rng.standard_normal((2, 5))]
     fallen_back = pylip.certify(weights)

@@ -225,7 +225,7 @@ def test_every_certificate_is_proven_for_every_solver(solver, sizes, seed, log_s
     biases = [np.zeros(w.shape[0]) for w in weights]
     lower = pylip.sampled_lower_bound(weights, biases, activation=activation, n_samples=200, rng=seed)
     assert lower <= cert.bound
-    assert cert.bound <= cert.trivial_bound
+    assert cert.bound <= cert.trivial_bound * (1 + 1e-9)  # the proven trivial cap's slack ladder
 
 
 @pytest.mark.parametrize("seed", range(4))
