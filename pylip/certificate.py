@@ -23,7 +23,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -372,14 +372,8 @@ def certify(
         return certificate
     # the solver's point was too far off to be repaired near the optimum (a
     # first-order solver's T, say): re-solve with the next solver of the stated order
-    fallback_formulation = "structured" if formulation == "engine" else formulation
-    for fallback in fallback_solvers(solver_name):
-        try:
-            again = _solved_certificate(
-                fallback_formulation, form, matrices, structure, a, b, margin, fallback
-            )
-        except (SolverError, CertificateError):
-            continue
+    fallbacks = _fallback_certificates(formulation, form, matrices, structure, a, b, margin, solver_name)
+    for fallback, again in fallbacks:
         if again.bound < certificate.bound:
             note = (
                 f"re-solved with {fallback}: {solver_name}'s point needed a repair of "
@@ -446,8 +440,8 @@ def _first_solved_certificate(
     form: str,
     matrices: list[np.ndarray],
     structure: lmi.NetworkStructure,
-    alpha: float,
-    beta: float,
+    alpha: Sector,
+    beta: Sector,
     margin: float,
     solver_name: str,
 ) -> Certificate:
@@ -459,18 +453,37 @@ def _first_solved_certificate(
     try:
         return _solved_certificate(formulation, form, matrices, structure, alpha, beta, margin, solver_name)
     except (SolverError, CertificateError) as first_error:
-        # the engine's fallback is the structured formulation with the cvxpy solvers
-        fallback_formulation = "structured" if formulation == "engine" else formulation
-        for fallback in fallback_solvers(solver_name):
-            try:
-                again = _solved_certificate(
-                    fallback_formulation, form, matrices, structure, alpha, beta, margin, fallback
-                )
-            except (SolverError, CertificateError):
-                continue
+        fallbacks = _fallback_certificates(
+            formulation, form, matrices, structure, alpha, beta, margin, solver_name
+        )
+        for fallback, again in fallbacks:
             return replace(again, notes=(*again.notes, f"{solver_name} failed ({first_error}); "
                                          f"solved with {fallback}"))
         raise
+
+
+def _fallback_certificates(
+    formulation: str,
+    form: str,
+    matrices: list[np.ndarray],
+    structure: lmi.NetworkStructure,
+    alpha: Sector,
+    beta: Sector,
+    margin: float,
+    tried: str,
+) -> Iterator[tuple[str, Certificate]]:
+    """``(solver, certificate)`` from each other solver of the stated order that solves (6), lazily.
+
+    The engine's fallback is the structured formulation with the cvxpy solvers.
+    """
+    fallback_formulation = "structured" if formulation == "engine" else formulation
+    for fallback in fallback_solvers(tried):
+        try:
+            yield fallback, _solved_certificate(
+                fallback_formulation, form, matrices, structure, alpha, beta, margin, fallback
+            )
+        except (SolverError, CertificateError):
+            continue
 
 
 def _repair_size(certificate: Certificate) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from typing import Any
 
 MKL_CBWR_ENV_VAR = "MKL_CBWR"
 MKL_CBWR_AVX2 = 10  # mkl_cbwr.h: MKL_CBWR_AVX2
@@ -28,6 +29,19 @@ def request_avx2_mkl() -> None:
     os.environ.setdefault(MKL_CBWR_ENV_VAR, "AVX2")
 
 
+def torch_cpu_function(name: str) -> Any:
+    """Function ``name`` of torch's CPU library (its MKL routines); None without torch or it."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return None
+    library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+    try:
+        return getattr(ctypes.CDLL(library), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def mkl_runs_avx2() -> bool:
     """Whether torch's MKL computes with its AVX2 code paths (the recorded runs' arithmetic)."""
     try:
@@ -36,10 +50,8 @@ def mkl_runs_avx2() -> bool:
         return False
     if torch.backends.cpu.get_cpu_capability() == "AVX2":
         return True
-    library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
-    try:
-        cbwr_get = ctypes.CDLL(library).mkl_serv_cbwr_get
-    except (OSError, AttributeError):
+    cbwr_get = torch_cpu_function("mkl_serv_cbwr_get")
+    if cbwr_get is None:
         return False
     cbwr_get.restype = ctypes.c_int
     return bool(cbwr_get(1) == MKL_CBWR_AVX2)  # 1: MKL_CBWR_BRANCH

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 from typing import Any
 
 import numpy as np
+
+from .cpu_arithmetic import torch_cpu_function
 
 try:
     from llvmlite import ir
@@ -53,14 +54,8 @@ def available() -> bool:
 @functools.cache
 def mkl_tanh() -> Any:
     """``vmsTanh`` from torch's CPU library (a ctypes function), or None where it is not exported."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return None
-    library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
-    try:
-        function = ctypes.CDLL(library).vmsTanh
-    except (OSError, AttributeError):
+    function = torch_cpu_function("vmsTanh")
+    if function is None:
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong]
     function.restype = None
