@@ -10,8 +10,15 @@ forms), certifies each with every installed open solver, and counts:
   bound (must be 0), bounds below a sampled lower bound (must be 0);
 * the time per certificate and the share of it spent proving and repairing.
 
-    python bench/proof_campaign.py --nets 10000            # the full campaign
-    python bench/proof_campaign.py --nets 300 --seed 1     # a quick one
+The engine (``formulation="engine"``) takes its turn in the rotation of solvers.
+With ``--steps N``, N enforce-mode Lipschitz steps (eq. 12; one hidden layer:
+``pylip.admm.LipschitzStep``, several: ``pylip.deep_admm.DeepLipschitzStep``)
+at a binding ``L_des`` (0.1-1.5 times the net's certified bound, dual
+multipliers drawn at random) are counted the same way: every returned
+``W_bar`` must be proven at ``L_des`` by an independent :func:`pylip.verify`.
+
+    python bench/proof_campaign.py --nets 10000 --steps 1000   # the full campaign
+    python bench/proof_campaign.py --nets 300 --seed 1         # a quick one
 
 Exit code 1 if anything that must be 0 is not.
 """
@@ -59,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--nets", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=0, help="enforce-mode steps to try (default 0)")
     parser.add_argument(
         "--solvers", default=None, help="comma-separated (default: every installed open solver)"
     )
@@ -67,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     solvers = args.solvers.split(",") if args.solvers else [
         s for s in ("CLARABEL", "SCS", "CVXOPT") if s in cp.installed_solvers()
-    ]
+    ] + ["engine"]
     rng = np.random.default_rng(args.seed)
     counts: collections.Counter[str] = collections.Counter()
     errors: collections.Counter[str] = collections.Counter()
@@ -79,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         solver = solvers[index % len(solvers)]
         counts["tried"] += 1
         try:
-            cert = pylip.certify(weights, activation=activation, form=form, solver=solver)
+            if solver == "engine":
+                cert = pylip.certify(weights, activation=activation, form=form, formulation="engine")
+            else:
+                cert = pylip.certify(weights, activation=activation, form=form, solver=solver)
         except PylipError as exc:
             errors[f"{type(exc).__name__} ({solver})"] += 1
             continue
@@ -122,7 +133,63 @@ def main(argv: list[str] | None = None) -> int:
               f"{proof_time / certified * 1e3:.2f} ms ({share:.1f} % of solve)")
     escaped = sum(v for k, v in errors.items() if k.startswith("ESCAPED"))
     bad = counts["UNPROVEN"] + counts["ABOVE TRIVIAL"] + counts["BELOW SAMPLED LOWER BOUND"] + escaped
+    if args.steps:
+        bad += step_campaign(args.steps, np.random.default_rng(args.seed + 1_000_003))
     return 1 if bad else 0
+
+
+def enforce_step(weights: list[np.ndarray], T: np.ndarray, multipliers: list[np.ndarray], L_des: float):
+    """One enforce-mode Lipschitz step (eq. 12) at ``L_des``; the proposed ``W_bar``."""
+    from pylip.admm import LipschitzStep
+    from pylip.deep_admm import DeepLipschitzStep
+
+    if len(weights) == 2:
+        (W0, W1), (Y0, Y1) = weights, multipliers
+        step = LipschitzStep(W0.shape[1], W0.shape[0], W1.shape[0], T, mode="enforce")
+        out = step.solve(W0, W1, Y0, Y1, rho=1.0, L_des=L_des)
+        return [out.W0_bar, out.W1_bar]
+    sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights]
+    return DeepLipschitzStep(sizes, T, mode="enforce").solve(weights, multipliers, rho=1.0, L_des=L_des).W_bar
+
+
+def step_campaign(n_steps: int, rng: np.random.Generator) -> int:
+    """Enforce-mode steps on random nets at a binding ``L_des``; prints counts, returns the bad ones."""
+    from pylip.deep_admm import positive_multiplier
+
+    counts: collections.Counter[str] = collections.Counter()
+    errors: collections.Counter[str] = collections.Counter()
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        weights, _, _ = random_case(rng)
+        counts["tried"] += 1
+        try:
+            cert = pylip.certify(weights, activation="tanh")
+            T = positive_multiplier(cert.T)
+            L_des = float(rng.uniform(0.1, 1.5)) * cert.bound
+            if not L_des > 0:
+                counts["zero-bound nets (skipped)"] += 1
+                continue
+            multipliers = [0.1 * np.abs(w).max() * rng.standard_normal(w.shape) for w in weights]
+            W_bar = enforce_step(weights, T, multipliers, L_des)
+        except PylipError as exc:
+            errors[f"{type(exc).__name__}: {exc}"[:160]] += 1
+            continue
+        except BaseException as exc:  # noqa: BLE001 - counting what escapes is the point
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            errors[f"ESCAPED {type(exc).__name__}: {exc}"[:120]] += 1
+            continue
+        if pylip.verify(W_bar, L_des, T, activation="tanh").holds:
+            counts["proven at L_des"] += 1
+        else:
+            counts["UNPROVEN"] += 1
+    elapsed = time.perf_counter() - start
+    print(f"enforce-mode steps: {n_steps}; {elapsed:.0f} s in all")
+    for key in ("tried", "proven at L_des", "UNPROVEN", "zero-bound nets (skipped)"):
+        print(f"  {key:28s} {counts[key]}")
+    for key, value in sorted(errors.items()):
+        print(f"  error {key}: {value}")
+    return counts["UNPROVEN"] + sum(v for k, v in errors.items() if k.startswith("ESCAPED"))
 
 
 if __name__ == "__main__":
