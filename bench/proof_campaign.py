@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def enforce_step(weights: list[np.ndarray], T: np.ndarray, multipliers: list[np.ndarray], L_des: float):
     """One enforce-mode Lipschitz step (eq. 12) at ``L_des``; the proposed ``W_bar``."""
-    from pylip.admm import LipschitzStep
-    from pylip.deep_admm import DeepLipschitzStep
+    from pylip.admm.deep_step import DeepLipschitzStep
+    from pylip.admm.step import LipschitzStep
 
     if len(weights) == 2:
         (W0, W1), (Y0, Y1) = weights, multipliers
@@ -154,7 +154,7 @@ def enforce_step(weights: list[np.ndarray], T: np.ndarray, multipliers: list[np.
 
 def step_campaign(n_steps: int, rng: np.random.Generator) -> int:
     """Enforce-mode steps on random nets at a binding ``L_des``; prints counts, returns the bad ones."""
-    from pylip.deep_admm import positive_multiplier
+    from pylip.admm.deep_step import positive_multiplier
 
     counts: collections.Counter[str] = collections.Counter()
     errors: collections.Counter[str] = collections.Counter()

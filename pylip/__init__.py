@@ -7,13 +7,13 @@ Core (Pythonic) API: :func:`certify`, :func:`certify_margins`, :func:`certify_sp
 
 import importlib.util
 
-from .admm import LipschitzStep, StepResult
-from .certificate import Certificate, SplitCertificate, certify, certify_split, closed_form_bound
-from .compat import build_T, calculate_Lipschitz, initialize_parameters, solve_SDP, solve_sdp
+from .admm.step import LipschitzStep, StepResult
 from .errors import CertificateError, InputError, PylipError, SolverError, TrainingError
-from .margins import MarginBounds, certify_margins
-from .proof import Proof, verify
-from .sampling import sampled_lower_bound
+from .lipsdp.certificate import Certificate, SplitCertificate, certify, certify_split, closed_form_bound
+from .lipsdp.margins import MarginBounds, certify_margins
+from .lipsdp.proof import Proof, verify
+from .lipsdp.sampling import sampled_lower_bound
+from .original import build_T, calculate_Lipschitz, initialize_parameters, solve_SDP, solve_sdp
 
 __version__ = "0.1.0"
 
@@ -24,7 +24,7 @@ def __getattr__(name: str) -> object:
     """``MeinNetz`` and ``TrainingConfig`` need torch (the ``train`` extra): import on first use."""
     if name in _TRAINING_NAMES:
         try:
-            from . import training
+            from .train import training
         except ModuleNotFoundError as exc:
             if exc.name != "torch":
                 raise

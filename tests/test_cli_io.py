@@ -95,7 +95,7 @@ def small_npz(tmp_path):
 )
 @pytest.mark.torch  # the training commands check torch first
 def test_bad_arguments_are_rejected_before_any_work(argv, match, small_npz, capsys, monkeypatch):
-    from pylip import examples
+    from pylip.experiments import examples
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started before the arguments were checked")
@@ -129,7 +129,7 @@ def test_reproduce_at_another_scale_says_nothing_was_compared():
 def test_reproduce_tables_state_the_tolerance_behind_ok():
     from types import SimpleNamespace
 
-    from pylip import examples
+    from pylip.experiments import examples
 
     result = SimpleNamespace(spec=SimpleNamespace(table="II", name="sin_example"))
     cells = [examples.Cell("Lip", "L", 1.0, 1.001, None)]
