@@ -104,6 +104,22 @@ def aliased(old: str) -> str | None:
     return MOVED.get(old)
 
 
+def _importer_stacklevel() -> int:
+    """The ``stacklevel`` of the code that imported: past pylip's, importlib's and the import system's frames.
+
+    :func:`warnings.warn` itself skips importlib's frames, so only pylip's are counted.
+    """
+    ours = (__file__, __file__.replace("_aliases.py", "__init__.py"), importlib.__file__)
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None:
+        name = frame.f_code.co_filename
+        if name not in ours and not name.startswith("<frozen importlib"):
+            break
+        frame = frame.f_back
+        level += name in ours
+    return level
+
+
 class _AliasLoader(importlib.abc.Loader):
     """Gives the new module itself for an old path (one module object, two names)."""
 
@@ -117,7 +133,7 @@ class _AliasLoader(importlib.abc.Loader):
             warnings.warn(
                 f"{self.old} moved to {self.new}; import it from there",
                 DeprecationWarning,
-                stacklevel=2,
+                stacklevel=_importer_stacklevel(),
             )
         module = importlib.import_module(self.new)
         self._spec = module.__spec__
@@ -142,9 +158,13 @@ class AliasFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Put the alias finder on ``sys.meta_path`` (once; pylip's ``__init__`` calls it)."""
+    """Put the alias finder first on ``sys.meta_path`` (once; pylip's ``__init__`` calls it).
+
+    First, so that an old path means the new module even where a stale file of
+    that name can still be found (an editable install of another checkout).
+    """
     if not any(isinstance(finder, AliasFinder) for finder in sys.meta_path):
-        sys.meta_path.append(AliasFinder())
+        sys.meta_path.insert(0, AliasFinder())
 
 
 def module_attribute(name: str) -> ModuleType | None:
