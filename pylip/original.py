@@ -4,7 +4,9 @@ A thin layer over pylip's core for users migrating from the authors' MATLAB
 (``calculate_Lipschitz.m``, ``solve_sdp.m``) and Python bridge
 (``solve_SDP.py``: ``build_T``, ``solve_SDP``, ``initialize_parameters``).
 Arguments and results keep the original layout: dicts with ``W0, W1, b0, b1``
-and ``n_x, n_h, n_y``; results as dicts with the original keys.
+and ``n_x, n_h, n_y``; results as dicts with the original keys. The
+original's torch network ``MeinNetz`` (``pylip.train.training``) is here too,
+imported on first use: it needs torch.
 """
 
 from __future__ import annotations
@@ -284,7 +286,16 @@ def initialize_parameters(weights: Sequence[Any], biases: Sequence[Any]) -> dict
     return parameters
 
 
-__all__ = [
+def __getattr__(name: str) -> object:
+    """``MeinNetz`` (the original's torch network, with its methods) needs torch: imported on first use."""
+    if name == "MeinNetz":
+        import pylip
+
+        return pylip.MeinNetz
+    raise AttributeError(f"module 'pylip.original' has no attribute {name!r}")
+
+
+__all__ = [  # and MeinNetz, which needs torch (pylip.__all__ lists it where torch is installed)
     "build_T",
     "calculate_Lipschitz",
     "initialize_parameters",

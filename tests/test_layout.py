@@ -128,3 +128,13 @@ def test_public_face_and_old_paths_work_without_torch(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("ok ")
+
+
+def test_original_holds_the_originals_network_too() -> None:
+    pytest.importorskip("torch")
+    import pylip.original
+    from pylip.train.training import MeinNetz
+
+    assert pylip.original.MeinNetz is MeinNetz
+    with pytest.raises(AttributeError, match="no attribute 'certify_split'"):
+        pylip.original.certify_split  # noqa: B018

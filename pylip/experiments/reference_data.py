@@ -16,7 +16,7 @@ REFERENCE_ENV_VAR = "PYLIP_REFERENCE"
 def reference_dir() -> Path:
     """``$PYLIP_REFERENCE``, or the ``reference/`` folder of the source tree pylip runs from."""
     configured = os.environ.get(REFERENCE_ENV_VAR)
-    folder = Path(configured) if configured else Path(__file__).resolve().parent.parent / "reference"
+    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "reference"
     if not (folder / "original" / "unit_cases.json").is_file():
         raise InputError(
             f"reference data not found in {folder}: run pylip from a clone of the repository "
