@@ -25,6 +25,7 @@ import sys
 import warnings
 from types import ModuleType
 
+#: Every module path of the flat layout -> its module today.
 MOVED: dict[str, str] = {
     # weights -> a proven bound
     "pylip.activations": "pylip.lipsdp.activations",
@@ -67,6 +68,7 @@ MOVED: dict[str, str] = {
     "pylip.compat": "pylip.original",
 }
 
+#: The old paths that stay without a warning (the README and the guides named them).
 STAYING: frozenset[str] = frozenset(
     {
         "pylip.activations",
