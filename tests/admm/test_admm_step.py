@@ -181,7 +181,7 @@ def test_solver_failure_is_reported_with_status(monkeypatch):
         calls.append(solver)
         raise pylip.SolverError(f"{solver} failed", status="solver_error")
 
-    monkeypatch.setattr(pylip.admm, "solve", failing)
+    monkeypatch.setattr(pylip.admm.step, "solve", failing)
     step = LipschitzStep(1, 3, 1, np.diag([1.0] * 3), mode="enforce", solver="CLARABEL")
     with pytest.raises(pylip.SolverError, match="rescaled problem") as info:
         step.solve(np.ones((3, 1)), np.ones((1, 3)), np.zeros((3, 1)), np.zeros((1, 3)), rho=2.0, L_des=1.0)
