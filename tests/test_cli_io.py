@@ -180,6 +180,15 @@ sys.meta_path.insert(0, Block())
     "code, expected",
     [
         ("from pylip import *\nprint(certify.__name__)", "certify"),
+        (  # the layout (issue 15): every exported name, the subpackages, old paths as the new modules
+            "import warnings\nwarnings.simplefilter('error', DeprecationWarning)\n"
+            "import pylip, pylip.lipsdp, pylip.admm, pylip.train, pylip.experiments, pylip.original\n"
+            "import pylip.compat, pylip.deep_admm, pylip.train.threads\n"
+            "assert pylip.compat is pylip.original and pylip.deep_admm is pylip.admm.deep_step\n"
+            "assert 'MeinNetz' not in pylip.__all__\n"
+            "print([name for name in pylip.__all__ if not hasattr(pylip, name)] == [])",
+            "True",
+        ),
         (
             "import pylip\ntry:\n    pylip.MeinNetz\nexcept ImportError as e:\n    print(e)",
             "pip install 'pylip[train]'",
@@ -194,7 +203,10 @@ sys.meta_path.insert(0, Block())
             )
         ),
     ],
-    ids=["from pylip import *", "pylip.MeinNetz", "reproduce", "sin-example", "classifier-example", "digits"],
+    ids=[
+        "from pylip import *", "layout", "pylip.MeinNetz",
+        "reproduce", "sin-example", "classifier-example", "digits",
+    ],
 )
 def test_without_torch_the_training_entry_points_name_the_extra(code, expected, tmp_path):
     import subprocess

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -92,42 +90,6 @@ def test_the_admm_package_keeps_the_one_layer_steps_public_names() -> None:
 def test_unknown_attribute_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'no_such_module'"):
         pylip.no_such_module  # noqa: B018
-
-
-NO_TORCH = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, Block())
-import warnings
-warnings.simplefilter("error", DeprecationWarning)
-"""
-
-PUBLIC_FACE = """
-import pylip, pylip.lipsdp, pylip.admm, pylip.train, pylip.experiments, pylip.original
-from pylip import *
-names = [name for name in pylip.__all__ if getattr(pylip, name) is None]
-assert not names, names
-assert "MeinNetz" not in pylip.__all__
-import pylip.compat, pylip.certificate, pylip.deep_admm, pylip.train.threads
-assert pylip.compat is pylip.original and pylip.deep_admm is pylip.admm.deep_step
-print("ok", len(pylip.__all__))
-"""
-
-
-def test_public_face_and_old_paths_work_without_torch(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", NO_TORCH + PUBLIC_FACE],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("ok ")
 
 
 def test_original_holds_the_originals_network_too() -> None:
