@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_digits)
 
     p = sub.add_parser("sweep", help="a grid of Lipschitz-bounded trainings on Dask (TOML spec; README)")
-    p.add_argument("spec", help="the sweep spec (.toml; schema: pylip.sweep_spec)")
+    p.add_argument("spec", help="the sweep spec (.toml; schema: pylip.experiments.sweep_spec)")
     p.add_argument("--out", default=None, help="output folder (default: the spec's out, else sweep-results)")
     _add_cluster_options(p)
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
