@@ -1,0 +1,336 @@
+"""A structured barrier solver for the multi-layer Lipschitz step (10b) with a fixed diagonal ``T``.
+
+The step of :class:`pylip.deep_admm.DeepLipschitzStep` (divided by ``rho``)
+
+    min  c L^2 + 1/2 sum_k ||W_k - G_k||^2   s.t.  S(L^2, W) := -M(L^2, W) - eps I  >= 0,
+
+with ``G_k = W_k + Y_k/rho``, ``c = mu/rho`` (regularize, eq. 9) or ``L^2 = L_des^2`` fixed
+(enforce, eq. 12), has an LMI that is affine in ``W`` and block-tridiagonal across layers:
+``W_k`` only enters the block ``(k+1, k)`` of ``M``, entry ``(i, j)`` with the coefficient
+``beta t_{k+1, i}`` (1 for the output layer). The log-det barrier method (Boyd and
+Vandenberghe, Section 11.3) on ``t_b f(W) - log det S`` uses exactly that:
+
+* gradient: ``t_b (W_k - G_k) + 2 coef_k * R[k+1, k]`` with ``R = S^{-1}``;
+* Hessian-vector product: ``t_b dW_k + 2 coef_k * (R dM R)[k+1, k]``, where only the
+  ``(k+1, k)`` blocks of ``R dM R`` are formed (``O(N n_W)`` flops, ``N`` the LMI size and
+  ``n_W`` the number of weights), never a Hessian of the ``n_W`` weights;
+* Newton steps by conjugate gradients preconditioned with the Hessian's exact diagonal
+  ``t_b + 2 coef^2 (R_pq^2 + R_pp R_qq)``, a backtracking line search that keeps ``S``
+  positive definite (a Cholesky factorisation) and the barrier weight ``t_b`` multiplied by
+  ``GROWTH`` after each centring.
+
+Stop: after centring at ``t_b``, the duality gap of the central point is ``N / t_b``; the
+solver stops when it is ``<= tol`` times the objective (``1/2 ||G||^2`` in the enforce mode
+when that is larger than the objective is not used: the objective itself is the scale, so the
+agreement is relative in the objective). Every iterate is strictly inside the LMI; the caller
+still proves the point in float64 (``DeepLipschitzStep._checked``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from .errors import InputError, SolverError
+
+GROWTH = 20.0  # barrier weight factor per centring
+CENTRED = 1e-4  # a centring ends when half the squared Newton decrement is below this
+ROUNDING = 1e-11  # ... or below this fraction of the barrier function (its rounding level)
+ARMIJO = 0.25  # sufficient decrease of the line search
+CG_TOLERANCE = 1e-3  # relative residual of the Newton system (inexact Newton)
+MAX_CG = 400  # conjugate-gradient steps per Newton step
+
+
+@dataclass(frozen=True)
+class DeepStepSolution:
+    """Result of :func:`solve_deep_step`: the step's ``W_bar``, its ``L^2`` and the solve's statistics."""
+
+    W_bar: list[np.ndarray]
+    squared_bound: float
+    objective: float
+    newton_steps: int
+    cg_steps: int
+    gap: float
+    solve_time: float
+
+
+class _Barrier:
+    """The step's objective, the LMI slack ``S`` and the barrier's derivatives in the weights."""
+
+    def __init__(
+        self,
+        targets: Sequence[np.ndarray],
+        t: np.ndarray,
+        beta: float,
+        margin: float,
+        mu_over_rho: float | None,
+        squared_bound: float | None,
+    ) -> None:
+        self.targets = [np.asarray(g, dtype=np.float64) for g in targets]
+        sizes = [self.targets[0].shape[1], *(g.shape[0] for g in self.targets)]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.blocks = [slice(int(self.offsets[k]), int(self.offsets[k + 1])) for k in range(len(sizes))]
+        self.size = int(self.offsets[-1])
+        hidden = np.asarray(t, dtype=np.float64)
+        cuts = np.cumsum(sizes[1:-1])[:-1]
+        self.coefficients = [beta * part for part in np.split(hidden, cuts)] + [np.ones(sizes[-1])]
+        self.fixed_diagonal = np.concatenate([2.0 * hidden, np.ones(sizes[-1])]) - margin
+        self.margin = margin
+        self.cap = mu_over_rho  # None in the enforce mode
+        self.squared_bound = squared_bound
+        self.n_in = sizes[0]
+
+    # -- objective and slack ------------------------------------------------------------
+
+    def objective(self, W: Sequence[np.ndarray], squared: float) -> float:
+        proximity = 0.5 * sum(float(np.sum((w - g) ** 2)) for w, g in zip(W, self.targets))
+        return proximity + (0.0 if self.cap is None else self.cap * squared)
+
+    def slack(self, W: Sequence[np.ndarray], squared: float) -> np.ndarray:
+        S = np.zeros((self.size, self.size))
+        diagonal = np.concatenate([np.full(self.n_in, squared - self.margin), self.fixed_diagonal])
+        S[np.diag_indices(self.size)] = diagonal
+        for k, w in enumerate(W):
+            block = -self.coefficients[k][:, None] * w
+            S[self.blocks[k + 1], self.blocks[k]] = block
+            S[self.blocks[k], self.blocks[k + 1]] = block.T
+        return S
+
+    def inverse_slack(self, W: Sequence[np.ndarray], squared: float) -> tuple[np.ndarray, float] | None:
+        """``(S^{-1}, log det S)``, or None outside the LMI's interior."""
+        try:
+            factor = scipy.linalg.cho_factor(self.slack(W, squared), lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return None
+        logdet = 2.0 * float(np.sum(np.log(np.diag(factor[0]))))
+        inverse = scipy.linalg.cho_solve(factor, np.eye(self.size), check_finite=False)
+        return 0.5 * (inverse + inverse.T), logdet
+
+    # -- barrier derivatives -------------------------------------------------------------
+
+    def barrier_gradient(self, R: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """``d(-log det S)``: per weight ``2 coef R[k+1, k]``; in ``L^2``: ``-tr R_00``."""
+        gradient = [
+            2.0 * c[:, None] * R[self.blocks[k + 1], self.blocks[k]] for k, c in enumerate(self.coefficients)
+        ]
+        return gradient, -float(np.trace(R[self.blocks[0], self.blocks[0]]))
+
+    def barrier_diagonal(self, R: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """The diagonal of the barrier's Hessian: ``2 coef^2 (R_pq^2 + R_pp R_qq)``; ``||R_00||_F^2``."""
+        d = np.diag(R)
+        diagonal = []
+        for k, c in enumerate(self.coefficients):
+            rows, cols = self.blocks[k + 1], self.blocks[k]
+            diagonal.append(2.0 * (c**2)[:, None] * (R[rows, cols] ** 2 + np.outer(d[rows], d[cols])))
+        return diagonal, float(np.sum(R[self.blocks[0], self.blocks[0]] ** 2))
+
+    def barrier_product(
+        self, R: np.ndarray, dW: Sequence[np.ndarray], d_squared: float
+    ) -> tuple[list[np.ndarray], float]:
+        """The barrier's Hessian times ``(dW, dL^2)``: the blocks ``(k+1, k)`` and ``(0, 0)`` of ``R dM R``."""
+        # P = dM R, row block by row block: dM has (k+1, k) blocks coef dW_k, their transposes, -dL^2 I_00
+        P = np.zeros((self.size, self.size))
+        if d_squared != 0.0:
+            P[self.blocks[0]] = -d_squared * R[self.blocks[0]]
+        for k, c in enumerate(self.coefficients):
+            block = c[:, None] * dW[k]
+            P[self.blocks[k + 1]] += block @ R[self.blocks[k]]
+            P[self.blocks[k]] += block.T @ R[self.blocks[k + 1]]
+        product = [
+            2.0 * c[:, None] * (R[self.blocks[k + 1]] @ P[:, self.blocks[k]])
+            for k, c in enumerate(self.coefficients)
+        ]
+        return product, -float(np.trace(R[self.blocks[0]] @ P[:, self.blocks[0]]))
+
+
+def solve_deep_step(
+    targets: Sequence[np.ndarray],
+    t: np.ndarray,
+    *,
+    mode: str,
+    beta: float = 1.0,
+    mu_over_rho: float | None = None,
+    squared_bound: float | None = None,
+    margin: float = 0.0,
+    tol: float = 1e-9,
+    max_newton_steps: int = 400,
+) -> DeepStepSolution:
+    """Solve the multi-layer Lipschitz step (10b) with ``T = diag(t)`` fixed by the barrier method.
+
+    ``targets`` are ``G_k = W_k + Y_k/rho`` (``n_{k+1} x n_k``), ``t`` the diagonal of ``T``
+    over all hidden neurons. ``mode="enforce"`` (eq. 12) fixes ``L^2 = squared_bound``;
+    ``mode="regularize"`` (eq. 9) minimises ``mu_over_rho L^2 + 1/2 ||W_bar - G||^2``
+    (``mu_over_rho > 0``). Stops when the central path's gap ``N / t_b`` is ``<= tol`` times the
+    objective; raises :class:`SolverError` if ``max_newton_steps`` are used up first.
+    """
+    start = time.perf_counter()
+    problem = _validated(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
+    W, squared = _initial_point(problem)
+    weight = _initial_weight(problem, W, squared)
+    newton = cg_total = 0
+    while True:
+        W, squared, steps, cg_steps = _centre(problem, W, squared, weight, max_newton_steps - newton)
+        newton += steps
+        cg_total += cg_steps
+        objective = problem.objective(W, squared)
+        gap = problem.size / weight
+        if gap <= tol * objective:
+            break
+        weight *= GROWTH
+    return DeepStepSolution(
+        W_bar=W,
+        squared_bound=float(squared),
+        objective=objective,
+        newton_steps=newton,
+        cg_steps=cg_total,
+        gap=gap,
+        solve_time=time.perf_counter() - start,
+    )
+
+
+def _validated(
+    targets: Sequence[np.ndarray],
+    t: np.ndarray,
+    mode: str,
+    beta: float,
+    mu_over_rho: float | None,
+    squared_bound: float | None,
+    margin: float,
+) -> _Barrier:
+    if mode not in ("regularize", "enforce"):
+        raise InputError(f"mode must be 'regularize' or 'enforce', got {mode!r}")
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or t.size != sum(np.asarray(g).shape[0] for g in targets[:-1]):
+        raise InputError(f"t must hold one entry per hidden neuron, got shape {t.shape}")
+    if np.any(2.0 * t - margin <= 0):
+        raise InputError("t must be > margin/2 (the LMI asks -2T <= -eps I)")
+    if mode == "enforce":
+        if squared_bound is None or not squared_bound > margin:
+            raise InputError(f"squared_bound (L_des^2) must be > margin, got {squared_bound}")
+        return _Barrier(targets, t, beta, margin, None, float(squared_bound))
+    if mu_over_rho is None or not mu_over_rho > 0:
+        raise InputError(f"mu_over_rho must be > 0 in the regularize mode, got {mu_over_rho}")
+    return _Barrier(targets, t, beta, margin, float(mu_over_rho), None)
+
+
+def _initial_point(problem: _Barrier) -> tuple[list[np.ndarray], float]:
+    """Half the targets' largest strictly feasible multiple (``W = 0`` is strictly feasible)."""
+    if problem.cap is None:
+        squared = float(problem.squared_bound)  # type: ignore[arg-type]
+    else:
+        squared = 1.0 + problem.margin
+    zero = [np.zeros_like(g) for g in problem.targets]
+    base = problem.slack(zero, squared)
+    root = 1.0 / np.sqrt(np.diag(base))
+    coupling = base - problem.slack(problem.targets, squared)  # = M(G) off-diagonal, scaled below
+    top = float(np.max(np.abs(np.linalg.eigvalsh(root[:, None] * coupling * root[None, :]))))
+    scale = 1.0 if top <= 0 else min(1.0, 0.5 / top)
+    return [scale * g for g in problem.targets], squared
+
+
+def _initial_weight(problem: _Barrier, W: list[np.ndarray], squared: float) -> float:
+    """A barrier weight balancing the objective's and the barrier's gradients at the start."""
+    R, _ = problem.inverse_slack(W, squared)  # type: ignore[misc]
+    gradient, g_squared = problem.barrier_gradient(R)
+    barrier = np.sqrt(sum(float(np.sum(g**2)) for g in gradient) + g_squared**2)
+    own = [w - g for w, g in zip(W, problem.targets)]
+    objective = np.sqrt(sum(float(np.sum(g**2)) for g in own) + (problem.cap or 0.0) ** 2)
+    return float(max(barrier / max(objective, 1e-300), problem.size / max(problem.objective(W, squared), 1e-300)))
+
+
+def _centre(
+    problem: _Barrier, W: list[np.ndarray], squared: float, weight: float, budget: int
+) -> tuple[list[np.ndarray], float, int, int]:
+    """Minimise ``weight f - log det S`` by inexact Newton steps from a strictly feasible point."""
+    steps = cg_steps = 0
+    free_bound = problem.cap is not None
+    current = problem.inverse_slack(W, squared)
+    assert current is not None
+    while True:
+        if steps >= budget:
+            raise SolverError(f"the deep step solver used up its Newton steps (barrier weight {weight:.3e})")
+        R, logdet = current
+        value = weight * problem.objective(W, squared) - logdet
+        g_W, g_s = problem.barrier_gradient(R)
+        gradient = [weight * (w - g) + b for w, g, b in zip(W, problem.targets, g_W)]
+        g_squared = weight * problem.cap + g_s if free_bound else 0.0  # type: ignore[operator]
+        d_W, d_s = problem.barrier_diagonal(R)
+        diagonal = [weight + d for d in d_W]
+        d_squared = d_s if free_bound else 1.0
+        step, step_squared, used = _conjugate_gradient(
+            problem, R, weight, gradient, g_squared, diagonal, d_squared, free_bound
+        )
+        steps += 1
+        cg_steps += used
+        decrement = -(sum(float(np.sum(g * s)) for g, s in zip(gradient, step)) + g_squared * step_squared)
+        if decrement <= 2.0 * max(CENTRED, ROUNDING * abs(value)):
+            return W, squared, steps, cg_steps
+        alpha = 1.0
+        while alpha > 1e-14:
+            trial_W = [w + alpha * s for w, s in zip(W, step)]
+            trial_squared = squared + alpha * step_squared
+            trial = problem.inverse_slack(trial_W, trial_squared)
+            if trial is not None:
+                trial_value = weight * problem.objective(trial_W, trial_squared) - trial[1]
+                if trial_value <= value - ARMIJO * alpha * decrement:
+                    break
+            alpha *= 0.5
+        else:
+            return W, squared, steps, cg_steps  # rounding floor: no decrease left
+        W, squared, current = trial_W, trial_squared, trial
+
+
+def _conjugate_gradient(
+    problem: _Barrier,
+    R: np.ndarray,
+    weight: float,
+    gradient: list[np.ndarray],
+    g_squared: float,
+    diagonal: list[np.ndarray],
+    d_squared: float,
+    free_bound: bool,
+) -> tuple[list[np.ndarray], float, int]:
+    """Solve ``H (dW, dL^2) = -gradient`` by Jacobi-preconditioned CG (``dL^2 = 0`` when ``L^2`` is fixed)."""
+
+    def apply(x: list[np.ndarray], x_squared: float) -> tuple[list[np.ndarray], float]:
+        product, p_squared = problem.barrier_product(R, x, x_squared if free_bound else 0.0)
+        return [weight * xi + p for xi, p in zip(x, product)], (p_squared if free_bound else 0.0)
+
+    def dot(a: list[np.ndarray], a_s: float, b: list[np.ndarray], b_s: float) -> float:
+        return sum(float(np.sum(x * y)) for x, y in zip(a, b)) + a_s * b_s
+
+    x = [np.zeros_like(g) for g in gradient]
+    x_s = 0.0
+    r = [-g for g in gradient]
+    r_s = -g_squared
+    z = [ri / d for ri, d in zip(r, diagonal)]
+    z_s = r_s / d_squared
+    p, p_s = [zi.copy() for zi in z], z_s
+    rz = dot(r, r_s, z, z_s)
+    threshold = (CG_TOLERANCE**2) * dot(r, r_s, r, r_s)
+    for used in range(1, MAX_CG + 1):
+        Ap, Ap_s = apply(p, p_s)
+        curvature = dot(p, p_s, Ap, Ap_s)
+        if curvature <= 0:
+            return x, x_s, used
+        a = rz / curvature
+        x = [xi + a * pi for xi, pi in zip(x, p)]
+        x_s += a * p_s
+        r = [ri - a * api for ri, api in zip(r, Ap)]
+        r_s -= a * Ap_s
+        if dot(r, r_s, r, r_s) <= threshold:
+            return x, x_s, used
+        z = [ri / d for ri, d in zip(r, diagonal)]
+        z_s = r_s / d_squared
+        rz_new = dot(r, r_s, z, z_s)
+        p = [zi + (rz_new / rz) * pi for zi, pi in zip(z, p)]
+        p_s = z_s + (rz_new / rz) * p_s
+        rz = rz_new
+    return x, x_s, MAX_CG
+
+
+__all__ = ["DeepStepSolution", "solve_deep_step"]
