@@ -37,12 +37,14 @@ import scipy.linalg
 
 from .errors import InputError, SolverError
 
-GROWTH = 20.0  # barrier weight factor per centring
+GROWTH = 100.0  # barrier weight factor per centring
 CENTRED = 1e-4  # a centring ends when half the squared Newton decrement is below this
 ROUNDING = 1e-11  # ... or below this fraction of the barrier function (its rounding level)
 ARMIJO = 0.25  # sufficient decrease of the line search
 CG_TOLERANCE = 1e-3  # relative residual of the Newton system (inexact Newton)
 MAX_CG = 400  # conjugate-gradient steps per Newton step
+ACTIVE = 10.0
+PRECONDITIONER_ENTRIES = 4e7  # at most this many entries in its factor J (the most active pairs first)
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ def solve_deep_step(
         gap = problem.size / weight
         if gap <= tol * objective:
             break
+        W, squared, cg_steps = _predict(problem, W, squared, weight, GROWTH * weight)
+        cg_total += cg_steps
         weight *= GROWTH
     return DeepStepSolution(
         W_bar=W,
@@ -242,6 +246,45 @@ def _initial_weight(problem: _Barrier, W: list[np.ndarray], squared: float) -> f
     return float(max(barrier / max(objective, 1e-300), problem.size / max(problem.objective(W, squared), 1e-300)))
 
 
+def _newton_system(
+    problem: _Barrier, W: list[np.ndarray], squared: float, weight: float, R: np.ndarray
+) -> tuple[list[np.ndarray], float, _Preconditioner]:
+    """The gradient of ``weight f - log det S`` at ``(W, L^2)`` and a preconditioner of its Hessian."""
+    free_bound = problem.cap is not None
+    g_W, g_s = problem.barrier_gradient(R)
+    gradient = [weight * (w - g) + b for w, g, b in zip(W, problem.targets, g_W)]
+    g_squared = weight * problem.cap + g_s if free_bound else 0.0  # type: ignore[operator]
+    d_W, d_s = problem.barrier_diagonal(R)
+    diagonal = np.concatenate([(weight + d).ravel() for d in d_W] + ([np.array([d_s])] if free_bound else []))
+    return gradient, g_squared, _Preconditioner(problem, W, squared, weight, diagonal, free_bound)
+
+
+def _predict(
+    problem: _Barrier, W: list[np.ndarray], squared: float, weight: float, new_weight: float
+) -> tuple[list[np.ndarray], float, int]:
+    """Follow the central path's tangent ``dx/dt_b = -H^{-1} grad f`` from ``weight`` to ``new_weight``.
+
+    Differentiating ``t_b grad f + grad(-log det S) = 0`` gives the tangent; the step is halved
+    until ``S`` stays positive definite (the centring then starts close to the new central point).
+    """
+    free_bound = problem.cap is not None
+    current = problem.inverse_slack(W, squared)
+    assert current is not None
+    _, _, precondition = _newton_system(problem, W, squared, weight, current[0])
+    own = [w - g for w, g in zip(W, problem.targets)]
+    tangent, tangent_squared, used = _conjugate_gradient(
+        problem, current[0], weight, own, problem.cap or 0.0, precondition, free_bound
+    )
+    length = new_weight - weight
+    for _ in range(30):
+        trial_W = [w + length * d for w, d in zip(W, tangent)]
+        trial_squared = squared + length * tangent_squared
+        if problem.inverse_slack(trial_W, trial_squared) is not None:
+            return trial_W, trial_squared, used
+        length *= 0.5
+    return W, squared, used
+
+
 def _centre(
     problem: _Barrier, W: list[np.ndarray], squared: float, weight: float, budget: int
 ) -> tuple[list[np.ndarray], float, int, int]:
@@ -255,14 +298,9 @@ def _centre(
             raise SolverError(f"the deep step solver used up its Newton steps (barrier weight {weight:.3e})")
         R, logdet = current
         value = weight * problem.objective(W, squared) - logdet
-        g_W, g_s = problem.barrier_gradient(R)
-        gradient = [weight * (w - g) + b for w, g, b in zip(W, problem.targets, g_W)]
-        g_squared = weight * problem.cap + g_s if free_bound else 0.0  # type: ignore[operator]
-        d_W, d_s = problem.barrier_diagonal(R)
-        diagonal = [weight + d for d in d_W]
-        d_squared = d_s if free_bound else 1.0
+        gradient, g_squared, precondition = _newton_system(problem, W, squared, weight, R)
         step, step_squared, used = _conjugate_gradient(
-            problem, R, weight, gradient, g_squared, diagonal, d_squared, free_bound
+            problem, R, weight, gradient, g_squared, precondition, free_bound
         )
         steps += 1
         cg_steps += used
@@ -284,17 +322,78 @@ def _centre(
         W, squared, current = trial_W, trial_squared, trial
 
 
+class _Preconditioner:
+    """``(D + J' K J)^{-1}`` by the Woodbury identity: the barrier Hessian's part on the LMI's active eigenvectors.
+
+    With ``S = V diag(lam) V'`` and ``V_a`` the eigenvectors of the small ``lam``, the barrier's
+    curvature ``tr(R dM R dM)`` is dominated by ``sum_ij (V_a' dM V_a)_ij^2 / (lam_i lam_j)``:
+    ``J`` maps ``(dW, dL^2)`` to the entries ``i <= j`` of ``V_a' dM V_a`` and ``K`` weighs them.
+    ``D`` is the Hessian's diagonal less that part's (at least ``t_b``); without active
+    eigenvalues this is the Jacobi preconditioner.
+    """
+
+    def __init__(
+        self,
+        problem: _Barrier,
+        W: list[np.ndarray],
+        squared: float,
+        weight: float,
+        diagonal: np.ndarray,
+        free_bound: bool,
+    ) -> None:
+        self.shapes = [w.shape for w in W]
+        self.free_bound = free_bound
+        values, vectors = np.linalg.eigh(problem.slack(W, squared))
+        n_flat = diagonal.size
+        active = int(np.sum(values**2 * weight * ACTIVE <= 1.0))
+        while active > 0 and active * (active + 1) // 2 * n_flat > PRECONDITIONER_ENTRIES:
+            active -= 1
+        self.J: np.ndarray | None = None
+        if active == 0:
+            self.diagonal = diagonal
+            return
+        V, lam = vectors[:, :active], values[:active]
+        first, second = np.triu_indices(active)
+        rows = []
+        for k, c in enumerate(problem.coefficients):
+            VP, VQ = V[problem.blocks[k + 1]], V[problem.blocks[k]]
+            block = VP.T[first][:, :, None] * VQ.T[second][:, None, :]
+            block += VP.T[second][:, :, None] * VQ.T[first][:, None, :]
+            rows.append((c[None, :, None] * block).reshape(first.size, -1))
+        if free_bound:
+            V0 = V[problem.blocks[0]]
+            rows.append(-(V0.T @ V0)[first, second][:, None])
+        J = np.hstack(rows)
+        K = np.where(first == second, 1.0, 2.0) / (lam[first] * lam[second])
+        self.diagonal = np.maximum(diagonal - np.einsum("pa,p,pa->a", J, K, J), weight)
+        scaled = J / self.diagonal[None, :]
+        capacitance = np.diag(1.0 / K) + scaled @ J.T
+        self.factor = scipy.linalg.cho_factor(0.5 * (capacitance + capacitance.T))
+        self.J, self.scaled = J, scaled
+
+    def __call__(self, r: list[np.ndarray], r_s: float) -> tuple[list[np.ndarray], float]:
+        flat = np.concatenate([x.ravel() for x in r] + ([np.array([r_s])] if self.free_bound else []))
+        z = flat / self.diagonal
+        if self.J is not None:
+            z -= self.scaled.T @ scipy.linalg.cho_solve(self.factor, self.scaled @ flat)
+        out, start = [], 0
+        for shape in self.shapes:
+            size = shape[0] * shape[1]
+            out.append(z[start : start + size].reshape(shape))
+            start += size
+        return out, (float(z[-1]) if self.free_bound else 0.0)
+
+
 def _conjugate_gradient(
     problem: _Barrier,
     R: np.ndarray,
     weight: float,
     gradient: list[np.ndarray],
     g_squared: float,
-    diagonal: list[np.ndarray],
-    d_squared: float,
+    precondition: _Preconditioner,
     free_bound: bool,
 ) -> tuple[list[np.ndarray], float, int]:
-    """Solve ``H (dW, dL^2) = -gradient`` by Jacobi-preconditioned CG (``dL^2 = 0`` when ``L^2`` is fixed)."""
+    """Solve ``H (dW, dL^2) = -gradient`` by preconditioned CG (``dL^2 = 0`` when ``L^2`` is fixed)."""
 
     def apply(x: list[np.ndarray], x_squared: float) -> tuple[list[np.ndarray], float]:
         product, p_squared = problem.barrier_product(R, x, x_squared if free_bound else 0.0)
@@ -307,8 +406,7 @@ def _conjugate_gradient(
     x_s = 0.0
     r = [-g for g in gradient]
     r_s = -g_squared
-    z = [ri / d for ri, d in zip(r, diagonal)]
-    z_s = r_s / d_squared
+    z, z_s = precondition(r, r_s)
     p, p_s = [zi.copy() for zi in z], z_s
     rz = dot(r, r_s, z, z_s)
     threshold = (CG_TOLERANCE**2) * dot(r, r_s, r, r_s)
@@ -324,8 +422,7 @@ def _conjugate_gradient(
         r_s -= a * Ap_s
         if dot(r, r_s, r, r_s) <= threshold:
             return x, x_s, used
-        z = [ri / d for ri, d in zip(r, diagonal)]
-        z_s = r_s / d_squared
+        z, z_s = precondition(r, r_s)
         rz_new = dot(r, r_s, z, z_s)
         p = [zi + (rz_new / rz) * pi for zi, pi in zip(z, p)]
         p_s = z_s + (rz_new / rz) * p_s
