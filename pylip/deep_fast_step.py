@@ -44,7 +44,8 @@ ARMIJO = 0.25  # sufficient decrease of the line search
 CG_TOLERANCE = 1e-3  # relative residual of the Newton system (inexact Newton)
 MAX_CG = 400  # conjugate-gradient steps per Newton step
 ACTIVE = 10.0
-PRECONDITIONER_ENTRIES = 4e7  # at most this many entries in its factor J (the most active pairs first)
+PRECONDITIONER_PAIRS = 300  # at most this many eigenvector pairs in it (the most active first)
+PRECONDITIONER_ENTRIES = 4e7  # and at most this many entries in its factor J
 
 
 @dataclass(frozen=True)
@@ -346,7 +347,10 @@ class _Preconditioner:
         values, vectors = np.linalg.eigh(problem.slack(W, squared))
         n_flat = diagonal.size
         active = int(np.sum(values**2 * weight * ACTIVE <= 1.0))
-        while active > 0 and active * (active + 1) // 2 * n_flat > PRECONDITIONER_ENTRIES:
+        while active > 0 and (
+            active * (active + 1) // 2 > PRECONDITIONER_PAIRS
+            or active * (active + 1) // 2 * n_flat > PRECONDITIONER_ENTRIES
+        ):
             active -= 1
         self.J: np.ndarray | None = None
         if active == 0:
