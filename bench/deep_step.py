@@ -35,7 +35,10 @@ MODES = ("enforce", "regularize")
 
 def problem(sizes: tuple[int, ...]) -> tuple[list[np.ndarray], np.ndarray, float]:
     rng = np.random.default_rng(0)
-    W = [2.0 * rng.standard_normal((sizes[k + 1], sizes[k])) / np.sqrt(sizes[k]) for k in range(len(sizes) - 1)]
+    W = [
+        2.0 * rng.standard_normal((sizes[k + 1], sizes[k])) / np.sqrt(sizes[k])
+        for k in range(len(sizes) - 1)
+    ]
     t = rng.uniform(0.5, 2.0, sum(sizes[1:-1]))
     trivial = float(np.prod([np.linalg.norm(w, 2) for w in W]))
     return W, t, 0.3 * trivial
@@ -72,7 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cvxpy-repeats", type=int, default=1, help="cvxpy takes tens of seconds per solve")
-    parser.add_argument("--skip-cvxpy-above", type=int, default=400, help="LMI size above which cvxpy is not run")
+    parser.add_argument(
+        "--skip-cvxpy-above", type=int, default=400, help="LMI size above which cvxpy is not run"
+    )
     parser.add_argument("--networks", default=",".join("-".join(map(str, n)) for n in NETWORKS))
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()

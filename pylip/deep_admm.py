@@ -27,6 +27,10 @@ re-solves it at every ADMM iteration, followed by the dual update
 ``Y_k <- Y_k + rho (W_k - W_bar_k)`` (10c). Mode ``"regularize"`` keeps ``L^2`` a
 variable (problem 9); ``"enforce"`` fixes ``L^2 = L_des^2`` (problem 12).
 
+With two or more hidden layers the step is solved by default by the structured barrier
+method of :mod:`pylip.deep_fast_step` (``method="structured"``), which never forms a PSD cone
+of the network's size; ``method="cvxpy"`` keeps the compiled cvxpy problem (the reference).
+
 Every returned ``W_bar`` is checked in float64 (largest eigenvalue of
 ``P(L^2, T)`` at the returned ``L^2``, <= 0) and repaired if the solver missed
 by rounding. In the enforce mode the repair shrinks every ``W_bar_k`` by one
@@ -386,7 +390,9 @@ class DeepLipschitzStep:
         if self.reduces_input:
             basis, R = np.linalg.qr(targets[0].T, mode="reduced")  # target0 = R' basis'
             targets[0] = R.T
-        structured = self._solve_structured(targets, mu / rho, L_des) if self._structured_applies(mu) else None
+        structured = None
+        if self._structured_applies(mu):
+            structured = self._solve_structured(targets, mu / rho, L_des)
         if structured is not None:
             W_bar, squared, info = structured
             fallback = False

@@ -14,16 +14,19 @@ Vandenberghe, Section 11.3) on ``t_b f(W) - log det S`` uses exactly that:
 * Hessian-vector product: ``t_b dW_k + 2 coef_k * (R dM R)[k+1, k]``, where only the
   ``(k+1, k)`` blocks of ``R dM R`` are formed (``O(N n_W)`` flops, ``N`` the LMI size and
   ``n_W`` the number of weights), never a Hessian of the ``n_W`` weights;
-* Newton steps by conjugate gradients preconditioned with the Hessian's exact diagonal
-  ``t_b + 2 coef^2 (R_pq^2 + R_pp R_qq)``, a backtracking line search that keeps ``S``
-  positive definite (a Cholesky factorisation) and the barrier weight ``t_b`` multiplied by
-  ``GROWTH`` after each centring.
+* Newton steps by conjugate gradients, preconditioned (:class:`_Preconditioner`) with the
+  Hessian's exact diagonal ``t_b + 2 coef^2 (R_pq^2 + R_pp R_qq)`` plus, by the Woodbury
+  identity, its dominant low-rank part on the eigenvectors of ``S`` whose eigenvalues go to 0
+  (the active part of the LMI); a backtracking line search that keeps ``S`` positive definite
+  (a Cholesky factorisation); after each centring the barrier weight ``t_b`` is multiplied by
+  ``GROWTH`` and the point moved along the central path's tangent (:func:`_predict`).
 
-Stop: after centring at ``t_b``, the duality gap of the central point is ``N / t_b``; the
-solver stops when it is ``<= tol`` times the objective (``1/2 ||G||^2`` in the enforce mode
-when that is larger than the objective is not used: the objective itself is the scale, so the
-agreement is relative in the objective). Every iterate is strictly inside the LMI; the caller
-still proves the point in float64 (``DeepLipschitzStep._checked``).
+Stop: after centring at ``t_b``, the duality gap of the central point is ``N / t_b``
+(``N`` the LMI size); the solver stops when it is ``<= tol`` times the objective, so the
+agreement with an exact solve is relative in the objective. Every iterate is strictly inside
+the LMI; the caller still proves the point in float64 (``DeepLipschitzStep._checked``).
+Measured (``bench/deep_step.py``): fast while few eigenvalues of ``S`` are active; when many
+are (a strongly enforced bound on wide layers) the CG steps grow and the method slows down.
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ class _Barrier:
     def barrier_product(
         self, R: np.ndarray, dW: Sequence[np.ndarray], d_squared: float
     ) -> tuple[list[np.ndarray], float]:
-        """The barrier's Hessian times ``(dW, dL^2)``: the blocks ``(k+1, k)`` and ``(0, 0)`` of ``R dM R``."""
+        """The barrier's Hessian times ``(dW, dL^2)``: blocks ``(k+1, k)`` and ``(0, 0)`` of ``R dM R``."""
         # P = dM R, row block by row block: dM has (k+1, k) blocks coef dW_k, their transposes, -dL^2 I_00
         P = np.zeros((self.size, self.size))
         if d_squared != 0.0:
@@ -244,7 +247,8 @@ def _initial_weight(problem: _Barrier, W: list[np.ndarray], squared: float) -> f
     barrier = np.sqrt(sum(float(np.sum(g**2)) for g in gradient) + g_squared**2)
     own = [w - g for w, g in zip(W, problem.targets)]
     objective = np.sqrt(sum(float(np.sum(g**2)) for g in own) + (problem.cap or 0.0) ** 2)
-    return float(max(barrier / max(objective, 1e-300), problem.size / max(problem.objective(W, squared), 1e-300)))
+    start = problem.size / max(problem.objective(W, squared), 1e-300)
+    return float(max(barrier / max(objective, 1e-300), start))
 
 
 def _newton_system(
@@ -324,7 +328,7 @@ def _centre(
 
 
 class _Preconditioner:
-    """``(D + J' K J)^{-1}`` by the Woodbury identity: the barrier Hessian's part on the LMI's active eigenvectors.
+    """``(D + J' K J)^{-1}`` by Woodbury: the barrier Hessian's part on the LMI's active eigenvectors.
 
     With ``S = V diag(lam) V'`` and ``V_a`` the eigenvectors of the small ``lam``, the barrier's
     curvature ``tr(R dM R dM)`` is dominated by ``sum_ij (V_a' dM V_a)_ij^2 / (lam_i lam_j)``:
