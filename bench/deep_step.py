@@ -63,9 +63,14 @@ def one(sizes: tuple[int, ...], mode: str, method: str, repeats: int) -> dict[st
     return {"time": statistics.median(times), "objective": objective, "peak": peak}
 
 
-def in_child(sizes: tuple[int, ...], mode: str, method: str, repeats: int) -> dict[str, float] | str:
+def in_child(
+    sizes: tuple[int, ...], mode: str, method: str, repeats: int, timeout: float
+) -> dict[str, float] | str:
     command = [sys.executable, __file__, "--one", "-".join(map(str, sizes)), mode, method, str(repeats)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"no answer in {timeout:.0f} s"
     if done.returncode != 0:
         return done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -79,6 +84,7 @@ def main() -> None:
         "--skip-cvxpy-above", type=int, default=400, help="LMI size above which cvxpy is not run"
     )
     parser.add_argument("--networks", default=",".join("-".join(map(str, n)) for n in NETWORKS))
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per (network, mode, method)")
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -91,9 +97,9 @@ def main() -> None:
         sizes = tuple(int(n) for n in text.split("-"))
         lmi_size = min(sizes[0], sizes[1]) + sum(sizes[1:])
         for mode in MODES:
-            ours = in_child(sizes, mode, "structured", args.repeats)
+            ours = in_child(sizes, mode, "structured", args.repeats, args.timeout)
             theirs = (
-                in_child(sizes, mode, "cvxpy", args.cvxpy_repeats)
+                in_child(sizes, mode, "cvxpy", args.cvxpy_repeats, args.timeout)
                 if lmi_size <= args.skip_cvxpy_above
                 else f"not run (LMI {lmi_size})"
             )
