@@ -47,8 +47,7 @@ ARMIJO = 0.25  # sufficient decrease of the line search
 CG_TOLERANCE = 1e-3  # relative residual of the Newton system (inexact Newton)
 MAX_CG = 400  # conjugate-gradient steps per Newton step
 ACTIVE = 10.0
-PRECONDITIONER_PAIRS = 300  # at most this many eigenvector pairs in it (the most active first)
-PRECONDITIONER_ENTRIES = 4e7  # and at most this many entries in its factor J
+PRECONDITIONER_PAIRS = 2000  # at most this many eigenvector pairs in it (the most active first)
 
 
 @dataclass(frozen=True)
@@ -328,13 +327,14 @@ def _centre(
 
 
 class _Preconditioner:
-    """``(D + J' K J)^{-1}`` by Woodbury: the barrier Hessian's part on the LMI's active eigenvectors.
+    """``(d I + J' K J)^{-1}`` by Woodbury: the barrier Hessian's part on the LMI's active eigenvectors.
 
     With ``S = V diag(lam) V'`` and ``V_a`` the eigenvectors of the small ``lam``, the barrier's
     curvature ``tr(R dM R dM)`` is dominated by ``sum_ij (V_a' dM V_a)_ij^2 / (lam_i lam_j)``:
-    ``J`` maps ``(dW, dL^2)`` to the entries ``i <= j`` of ``V_a' dM V_a`` and ``K`` weighs them.
-    ``D`` is the Hessian's diagonal less that part's (at least ``t_b``); without active
-    eigenvalues this is the Jacobi preconditioner.
+    ``J`` maps ``(dW, dL^2)`` to the entries ``i <= j`` of ``V_a' dM V_a`` and ``K`` weighs them;
+    ``d = t_b`` is the objective's curvature. ``J`` is never formed: it is applied through
+    ``V_a`` and ``J J'`` comes from the ``r x r`` Gram matrices of ``V_a``'s layer blocks.
+    Without active eigenvalues it is the Jacobi preconditioner (``diagonal``).
     """
 
     def __init__(
@@ -346,51 +346,75 @@ class _Preconditioner:
         diagonal: np.ndarray,
         free_bound: bool,
     ) -> None:
+        self.problem = problem
         self.shapes = [w.shape for w in W]
         self.free_bound = free_bound
+        self.weight = weight
         values, vectors = np.linalg.eigh(problem.slack(W, squared))
-        n_flat = diagonal.size
         active = int(np.sum(values**2 * weight * ACTIVE <= 1.0))
-        while active > 0 and (
-            active * (active + 1) // 2 > PRECONDITIONER_PAIRS
-            or active * (active + 1) // 2 * n_flat > PRECONDITIONER_ENTRIES
-        ):
+        while active * (active + 1) // 2 > PRECONDITIONER_PAIRS:
             active -= 1
-        self.J: np.ndarray | None = None
+        self.active = active
+        self.diagonal = diagonal
         if active == 0:
-            self.diagonal = diagonal
             return
-        V, lam = vectors[:, :active], values[:active]
-        first, second = np.triu_indices(active)
-        rows = []
+        self.V, lam = vectors[:, :active], values[:active]
+        self.first, self.second = np.triu_indices(active)
+        f, s = self.first, self.second
+        gram = np.zeros((f.size, f.size))
         for k, c in enumerate(problem.coefficients):
-            VP, VQ = V[problem.blocks[k + 1]], V[problem.blocks[k]]
-            block = VP.T[first][:, :, None] * VQ.T[second][:, None, :]
-            block += VP.T[second][:, :, None] * VQ.T[first][:, None, :]
-            rows.append((c[None, :, None] * block).reshape(first.size, -1))
+            VP, VQ = self.V[problem.blocks[k + 1]], self.V[problem.blocks[k]]
+            A = VP.T @ ((c**2)[:, None] * VP)
+            B = VQ.T @ VQ
+            gram += A[f][:, f] * B[s][:, s] + A[f][:, s] * B[s][:, f]
+            gram += A[s][:, f] * B[f][:, s] + A[s][:, s] * B[f][:, f]
         if free_bound:
-            V0 = V[problem.blocks[0]]
-            rows.append(-(V0.T @ V0)[first, second][:, None])
-        J = np.hstack(rows)
-        K = np.where(first == second, 1.0, 2.0) / (lam[first] * lam[second])
-        self.diagonal = np.maximum(diagonal - np.einsum("pa,p,pa->a", J, K, J), weight)
-        scaled = J / self.diagonal[None, :]
-        capacitance = np.diag(1.0 / K) + scaled @ J.T
+            V0 = self.V[problem.blocks[0]]
+            self.g = -(V0.T @ V0)[f, s]
+            gram += np.outer(self.g, self.g)
+        K = np.where(f == s, 1.0, 2.0) / (lam[f] * lam[s])
+        capacitance = np.diag(weight / K) + gram
         self.factor = scipy.linalg.cho_factor(0.5 * (capacitance + capacitance.T))
-        self.J, self.scaled = J, scaled
+
+    def _apply_J(self, x: list[np.ndarray], x_s: float) -> np.ndarray:
+        """``J x``: the entries ``i <= j`` of ``V_a' dM(x) V_a``."""
+        problem = self.problem
+        dMV = np.zeros_like(self.V)
+        for k, c in enumerate(problem.coefficients):
+            block = c[:, None] * x[k]
+            dMV[problem.blocks[k + 1]] += block @ self.V[problem.blocks[k]]
+            dMV[problem.blocks[k]] += block.T @ self.V[problem.blocks[k + 1]]
+        X = self.V.T @ dMV
+        out = X[self.first, self.second]
+        if self.free_bound:
+            out = out + x_s * self.g
+        return out
+
+    def _apply_J_transpose(self, y: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """``J' y``: ``coef * (V_P Y V_Q')`` per layer with ``Y`` symmetric, diagonal ``2 y_ii``."""
+        problem = self.problem
+        Y = np.zeros((self.active, self.active))
+        Y[self.first, self.second] = y
+        Y[self.second, self.first] = y
+        Y[np.diag_indices(self.active)] *= 2.0
+        out = [
+            c[:, None] * (self.V[problem.blocks[k + 1]] @ Y @ self.V[problem.blocks[k]].T)
+            for k, c in enumerate(problem.coefficients)
+        ]
+        return out, (float(self.g @ y) if self.free_bound else 0.0)
 
     def __call__(self, r: list[np.ndarray], r_s: float) -> tuple[list[np.ndarray], float]:
-        flat = np.concatenate([x.ravel() for x in r] + ([np.array([r_s])] if self.free_bound else []))
-        z = flat / self.diagonal
-        if self.J is not None:
-            z -= self.scaled.T @ scipy.linalg.cho_solve(self.factor, self.scaled @ flat)
-        out, start = [], 0
-        for shape in self.shapes:
-            size = shape[0] * shape[1]
-            out.append(z[start : start + size].reshape(shape))
-            start += size
-        return out, (float(z[-1]) if self.free_bound else 0.0)
-
+        if self.active == 0:
+            flat = np.concatenate([x.ravel() for x in r] + ([np.array([r_s])] if self.free_bound else []))
+            z = flat / self.diagonal
+            out, start = [], 0
+            for shape in self.shapes:
+                size = shape[0] * shape[1]
+                out.append(z[start : start + size].reshape(shape))
+                start += size
+            return out, (float(z[-1]) if self.free_bound else 0.0)
+        correction, c_s = self._apply_J_transpose(scipy.linalg.cho_solve(self.factor, self._apply_J(r, r_s)))
+        return [(ri - ci) / self.weight for ri, ci in zip(r, correction)], (r_s - c_s) / self.weight
 
 def _conjugate_gradient(
     problem: _Barrier,
