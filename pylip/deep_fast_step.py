@@ -327,12 +327,13 @@ def _centre(
 
 
 class _Preconditioner:
-    """``(d I + J' K J)^{-1}`` by Woodbury: the barrier Hessian's part on the LMI's active eigenvectors.
+    """``(D + J' K J)^{-1}`` by Woodbury: the barrier Hessian's part on the LMI's active eigenvectors.
 
     With ``S = V diag(lam) V'`` and ``V_a`` the eigenvectors of the small ``lam``, the barrier's
     curvature ``tr(R dM R dM)`` is dominated by ``sum_ij (V_a' dM V_a)_ij^2 / (lam_i lam_j)``:
     ``J`` maps ``(dW, dL^2)`` to the entries ``i <= j`` of ``V_a' dM V_a`` and ``K`` weighs them;
-    ``d = t_b`` is the objective's curvature. ``J`` is never formed: it is applied through
+    ``D`` is ``t_b`` (the objective's curvature) on the weights and, on ``L^2``, the barrier's
+    curvature less its active part. ``J`` is never formed: it is applied through
     ``V_a`` and ``J J'`` comes from the ``r x r`` Gram matrices of ``V_a``'s layer blocks.
     Without active eigenvalues it is the Jacobi preconditioner (``diagonal``).
     """
@@ -368,12 +369,14 @@ class _Preconditioner:
             B = VQ.T @ VQ
             gram += A[f][:, f] * B[s][:, s] + A[f][:, s] * B[s][:, f]
             gram += A[s][:, f] * B[f][:, s] + A[s][:, s] * B[f][:, f]
-        if free_bound:
+        K = np.where(f == s, 1.0, 2.0) / (lam[f] * lam[s])
+        capacitance = np.diag(1.0 / K) + gram / weight
+        self.d_squared = 1.0
+        if free_bound:  # L^2 has no curvature in f: its own is the barrier's less the active part
             V0 = self.V[problem.blocks[0]]
             self.g = -(V0.T @ V0)[f, s]
-            gram += np.outer(self.g, self.g)
-        K = np.where(f == s, 1.0, 2.0) / (lam[f] * lam[s])
-        capacitance = np.diag(weight / K) + gram
+            self.d_squared = max(float(diagonal[-1] - np.sum(K * self.g**2)), 1e-12 * float(diagonal[-1]))
+            capacitance += np.outer(self.g, self.g) / self.d_squared
         self.factor = scipy.linalg.cho_factor(0.5 * (capacitance + capacitance.T))
 
     def _apply_J(self, x: list[np.ndarray], x_s: float) -> np.ndarray:
@@ -413,8 +416,10 @@ class _Preconditioner:
                 out.append(z[start : start + size].reshape(shape))
                 start += size
             return out, (float(z[-1]) if self.free_bound else 0.0)
-        correction, c_s = self._apply_J_transpose(scipy.linalg.cho_solve(self.factor, self._apply_J(r, r_s)))
-        return [(ri - ci) / self.weight for ri, ci in zip(r, correction)], (r_s - c_s) / self.weight
+        u = [ri / self.weight for ri in r]
+        u_s = r_s / self.d_squared
+        correction, c_s = self._apply_J_transpose(scipy.linalg.cho_solve(self.factor, self._apply_J(u, u_s)))
+        return [ui - ci / self.weight for ui, ci in zip(u, correction)], u_s - c_s / self.d_squared
 
 def _conjugate_gradient(
     problem: _Barrier,
