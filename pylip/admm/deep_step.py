@@ -27,6 +27,10 @@ re-solves it at every ADMM iteration, followed by the dual update
 ``Y_k <- Y_k + rho (W_k - W_bar_k)`` (10c). Mode ``"regularize"`` keeps ``L^2`` a
 variable (problem 9); ``"enforce"`` fixes ``L^2 = L_des^2`` (problem 12).
 
+With two or more hidden layers the step is solved by default by the structured barrier
+method of :mod:`pylip.admm.deep_fast_step` (``method="structured"``), which never forms a PSD cone
+of the network's size; ``method="cvxpy"`` keeps the compiled cvxpy problem (the reference).
+
 Every returned ``W_bar`` is checked in float64 (largest eigenvalue of
 ``P(L^2, T)`` at the returned ``L^2``, <= 0) and repaired if the solver missed
 by rounding. In the enforce mode the repair shrinks every ``W_bar_k`` by one
@@ -58,11 +62,13 @@ from ..lipsdp.proof import scaled_max_eigenvalue
 from ..lipsdp.repair import secure_bound, secure_weights
 from ..lipsdp.solvers import SolveInfo, resolve_solver, solve, value_of
 from ..validation import as_matrix, as_scalar
+from .deep_fast_step import solve_deep_step
 from .step import checked_step_settings, step_objective
 
 logger = logging.getLogger(__name__)
 
 MODES = ("regularize", "enforce")
+METHODS = ("auto", "structured", "cvxpy")
 # Looser settings tried in turn when a solver fails at pylip's default tolerances.
 FALLBACK_OPTIONS: dict[str, list[dict[str, float]]] = {
     "CLARABEL": [
@@ -241,6 +247,13 @@ class DeepLipschitzStep:
         reduce_input: when ``n_in > n_1``, solve for ``W0_bar`` in the row space
             of its target ``W0 + Y0/rho`` (``n_1`` columns instead of ``n_in``;
             exact, see ``__init__``), as :mod:`pylip.reduced` does for certificates.
+        method: ``"structured"`` solves the step with the barrier method of
+            :mod:`pylip.admm.deep_fast_step` (block-tridiagonal LMI, matrix-free Newton);
+            ``"cvxpy"`` with the compiled cvxpy problem and ``solver``; ``"auto"``
+            (default) takes ``"structured"`` for two or more hidden layers unless a
+            ``solver`` is named, and ``"cvxpy"`` otherwise (one hidden layer: the
+            paper's formulation). The structured solver also hands over to cvxpy
+            when ``mu = 0`` (no barrier on ``L^2``) or when it gives up.
     """
 
     def __init__(
@@ -253,6 +266,7 @@ class DeepLipschitzStep:
         solver: str | None = None,
         margin: float = DEFAULT_MARGIN,
         reduce_input: bool = True,
+        method: str = "auto",
     ) -> None:
         if mode not in MODES:
             raise InputError(f"mode must be 'regularize' (eq. 9) or 'enforce' (eq. 12), got {mode!r}")
@@ -278,12 +292,13 @@ class DeepLipschitzStep:
         self.problem_shapes = [(self.shapes[0][0], self.problem_sizes[0]), *self.shapes[1:]]
         self.mode = mode
         self.beta = float(beta)
+        self.method = _chosen_method(method, solver, len(self.hidden_sizes))
         self.solver = resolve_solver(solver)
         self.margin = float(margin)
         self._t = multiplier_vector(T, self.n_hidden)
-        what = f"multi-layer Lipschitz step (10b, {mode}) SDP"
-        memory.require_step_fits(what, self.problem_sizes, self.solver, fast_available=False)
-        self._build()
+        self._problem: cp.Problem | None = None
+        if self.method == "cvxpy":
+            self._build()
 
     # -- the multiplier -------------------------------------------------------------
 
@@ -300,11 +315,22 @@ class DeepLipschitzStep:
     def set_T(self, T: Any) -> None:  # noqa: N802
         """Use another fixed multiplier from now on (Remark 3); the compiled problem is kept."""
         self._t = multiplier_vector(T, self.n_hidden)
-        self.t_param.value = self._t.copy()
+        if self._problem is not None:
+            self.t_param.value = self._t.copy()
 
     # -- the problem ----------------------------------------------------------------
 
+    @property
+    def problem(self) -> cp.Problem:
+        """The compiled cvxpy problem of the step (built on first use when ``method="structured"``)."""
+        if self._problem is None:
+            self._build()
+        assert self._problem is not None
+        return self._problem
+
     def _build(self) -> None:
+        what = f"multi-layer Lipschitz step (10b, {self.mode}) SDP"
+        memory.require_step_fits(what, self.problem_sizes, self.solver, fast_available=False)
         shapes = self.problem_shapes
         self.W_bar_vars = [cp.Variable(shape, name=f"W{k}_bar") for k, shape in enumerate(shapes)]
         self.targets = [
@@ -338,8 +364,8 @@ class DeepLipschitzStep:
         blocks[-1][-1] = -np.eye(sizes[-1])
         M = cp.bmat(blocks)
         size = int(sum(sizes))
-        self.problem = cp.Problem(cp.Minimize(objective), [M << -self.margin * np.eye(size)])
-        if not self.problem.is_dcp(dpp=True):  # type: ignore[call-arg]  # pragma: no cover
+        self._problem = cp.Problem(cp.Minimize(objective), [M << -self.margin * np.eye(size)])
+        if not self._problem.is_dcp(dpp=True):  # type: ignore[call-arg]  # pragma: no cover
             raise RuntimeError("the Lipschitz step is not DPP: it would be recompiled every call")
 
     def solve(
@@ -364,17 +390,16 @@ class DeepLipschitzStep:
         if self.reduces_input:
             basis, R = np.linalg.qr(targets[0].T, mode="reduced")  # target0 = R' basis'
             targets[0] = R.T
-        for parameter, value in zip(self.targets, targets):
-            parameter.value = value
-        if self.mu_over_rho is not None:  # regularize (eq. 9)
-            self.mu_over_rho.value = mu / rho
-        elif L_des is not None:  # enforce (eq. 12)
-            self.squared.value = L_des**2
-        info, fallback = self._solve()
-        W_bar = [value_of(v) for v in self.W_bar_vars]
+        structured = None
+        if self._structured_applies(mu):
+            structured = self._solve_structured(targets, mu / rho, L_des)
+        if structured is not None:
+            W_bar, squared, info = structured
+            fallback = False
+        else:
+            W_bar, squared, info, fallback = self._solve_cvxpy(targets, mu / rho, L_des)
         if basis is not None:
             W_bar[0] = W_bar[0] @ basis.T
-        squared = float(value_of(self.squared))
         W_bar, squared, top, repaired = self._checked(W_bar, squared, L_des)
         return DeepStepResult(
             W_bar=W_bar,
@@ -386,6 +411,44 @@ class DeepLipschitzStep:
             repaired=repaired,
             fallback=fallback,
         )
+
+    def _structured_applies(self, mu: float) -> bool:
+        return self.method == "structured" and (self.mode == "enforce" or mu > 0)
+
+    def _solve_structured(
+        self, targets: list[np.ndarray], mu_over_rho: float, L_des: float | None
+    ) -> tuple[list[np.ndarray], float, SolveInfo] | None:
+        """The step by :func:`pylip.admm.deep_fast_step.solve_deep_step`; ``None`` if it gave up."""
+        try:
+            solution = solve_deep_step(
+                targets,
+                self._t,
+                mode=self.mode,
+                beta=self.beta,
+                margin=self.margin,
+                mu_over_rho=mu_over_rho if self.mode == "regularize" else None,
+                squared_bound=L_des**2 if self.mode == "enforce" and L_des is not None else None,
+            )
+        except SolverError as exc:
+            logger.info("the structured deep step solver gave up (%s); solving with cvxpy", exc)
+            return None
+        info = SolveInfo(solver="pylip-barrier", status="optimal", solve_time=solution.solve_time)
+        return solution.W_bar, solution.squared_bound, info
+
+    def _solve_cvxpy(
+        self, targets: list[np.ndarray], mu_over_rho: float, L_des: float | None
+    ) -> tuple[list[np.ndarray], float, SolveInfo, bool]:
+        if self._problem is None:
+            self._build()
+        for parameter, value in zip(self.targets, targets):
+            parameter.value = value
+        if self.mu_over_rho is not None:  # regularize (eq. 9)
+            self.mu_over_rho.value = mu_over_rho
+        elif L_des is not None:  # enforce (eq. 12)
+            self.squared.value = L_des**2
+        info, fallback = self._solve()
+        W_bar = [value_of(v) for v in self.W_bar_vars]
+        return W_bar, float(value_of(self.squared)), info, fallback
 
     def _solve(self) -> tuple[SolveInfo, bool]:
         """Solve at pylip's tolerances; if the solver gives up there, retry at looser ones.
@@ -455,6 +518,15 @@ class DeepLipschitzStep:
                 raise InputError(f"{name}[{k}] must have shape {shape} for this network, got {matrix.shape}")
             out.append(matrix)
         return out
+
+
+def _chosen_method(method: str, solver: str | None, n_layers: int) -> str:
+    """``"structured"`` or ``"cvxpy"`` for :class:`DeepLipschitzStep` (see its ``method``)."""
+    if method not in METHODS:
+        raise InputError(f"method must be one of {METHODS}, got {method!r}")
+    if method != "auto":
+        return method
+    return "structured" if solver is None and n_layers >= 2 else "cvxpy"
 
 
 __all__ = [
