@@ -55,11 +55,11 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from ..errors import CertificateError, InputError, SolverError
+from ..errors import InputError, SolverError
 from ..lipsdp import lmi, memory, solvers
 from ..lipsdp.certificate import DEFAULT_MARGIN
 from ..lipsdp.proof import scaled_max_eigenvalue
-from ..lipsdp.repair import secure_bound, secure_weights
+from ..lipsdp.repair import secure_step
 from ..lipsdp.solvers import SolveInfo, resolve_solver, solve, value_of
 from ..validation import as_matrix, as_scalar
 from .deep_fast_step import solve_deep_step
@@ -490,16 +490,8 @@ class DeepLipschitzStep:
         ``s <= 1`` (:mod:`pylip.repair`; the convexity argument of the module
         docstring guarantees that some ``s > 0`` works).
         """
-        bound = lmi.sqrt_up(max(squared, 0.0))
         what = f"multi-layer Lipschitz step (10b, {self.mode})"
-        if self.mode == "enforce":
-            target = bound if L_des is None else L_des
-            point = secure_weights(W_bar, self._t, target, 0.0, self.beta, what=what)
-        else:
-            try:
-                point = secure_bound(W_bar, self._t, bound, 0.0, self.beta, scale_multiplier=False, what=what)
-            except CertificateError:
-                point = secure_weights(W_bar, self._t, bound, 0.0, self.beta, what=what)
+        point = secure_step(W_bar, self._t, squared, self.beta, mode=self.mode, L_des=L_des, what=what)
         top = scaled_max_eigenvalue(point.weights, self._t, point.bound, 0.0, self.beta)
         squared_out = squared if self.mode == "enforce" else point.bound * point.bound
         return list(point.weights), squared_out, top, point.repaired

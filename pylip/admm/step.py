@@ -31,11 +31,11 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from ..errors import CertificateError, InputError, SolverError
+from ..errors import InputError, SolverError
 from ..lipsdp import lmi, memory
 from ..lipsdp.certificate import DEFAULT_MARGIN, fallback_solvers
 from ..lipsdp.proof import scaled_max_eigenvalue
-from ..lipsdp.repair import secure_bound, secure_weights
+from ..lipsdp.repair import secure_step
 from ..lipsdp.solvers import SOLVER_ENV_VAR, SolveInfo, resolve_solver, solve, value_of
 from ..validation import as_dim, as_matrix, as_number, as_scalar
 from .fast_step import solve_step_dual
@@ -323,19 +323,7 @@ class LipschitzStep:
         """
         t = np.diag(self.T)
         what = f"Lipschitz step (10b, {self.mode})"
-        if self.mode == "enforce":
-            target = lmi.sqrt_up(max(squared, 0.0)) if L_des is None else L_des
-            point = secure_weights([W0_bar, W1_bar], t, target, 0.0, self.beta, what=what)
-        else:
-            try:
-                point = secure_bound(
-                    [W0_bar, W1_bar], t, lmi.sqrt_up(max(squared, 0.0)), 0.0, self.beta,
-                    scale_multiplier=False, what=what,
-                )
-            except CertificateError:
-                point = secure_weights(
-                    [W0_bar, W1_bar], t, lmi.sqrt_up(max(squared, 0.0)), 0.0, self.beta, what=what
-                )
+        point = secure_step([W0_bar, W1_bar], t, squared, self.beta, mode=self.mode, L_des=L_des, what=what)
         W0_new, W1_new = point.weights
         top = scaled_max_eigenvalue(point.weights, t, point.bound, 0.0, self.beta)
         return W0_new, W1_new, point.bound * point.bound, top, point.repaired

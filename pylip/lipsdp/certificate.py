@@ -60,8 +60,9 @@ class Certificate:
         solver, status, solve_time: what the SDP solver reported.
         trivial_bound: product of the weights' spectral norms (times ``beta``
             per hidden layer), for comparison; ``bound`` never exceeds it (when
-            the trivial bound itself is returned, this is its proven value,
-            above the float product by about 1e-13 relative).
+            the SDP's bound is above the float product, this is the product's
+            proven value, above it by about 1e-13 relative, and the lower of
+            the two proven points is returned).
         max_eigenvalue: largest float64 eigenvalue of ``P(L^2, T)`` in the
             exactly (power-of-two) rescaled coordinates of :mod:`pylip.proof`,
             which are congruent to ``P`` (same sign) and well scaled. For
@@ -736,14 +737,9 @@ def _checked_certificate(
             f"{solver} returned a multiplier T for which no Lipschitz bound can be proven "
             f"({exc}); try another solver"
         ) from None
+    reported_trivial = trivial
     if point.bound > trivial:
-        capped = trivial_certificate_point(weights, alpha, beta)
-        if capped is not None and capped.bound < point.bound:
-            notes.append(
-                f"trivial bound returned (product of spectral norms, proven): the SDP's bound "
-                f"{point.bound:.6g} exceeded it"
-            )
-            point = capped
+        point, reported_trivial = _capped_at_trivial(point, weights, alpha, beta, notes)
     if point.repair:
         notes.append(f"repaired: {point.repair}")
     bound = point.bound
@@ -757,7 +753,7 @@ def _checked_certificate(
         solver=solver,
         status=status,
         solve_time=solve_time,
-        trivial_bound=max(trivial, bound) if notes and notes[0].startswith("trivial") else trivial,
+        trivial_bound=reported_trivial,
         max_eigenvalue=top,
         repaired=bool(point.repair) or bool(notes),
         solver_bound=float(np.sqrt(max(solver_squared, 0.0))),
@@ -773,6 +769,34 @@ def _checked_certificate(
         repair_change=point.change,
         proof_time=time.perf_counter() - start,
     )
+
+
+def _capped_at_trivial(
+    point: repair.ProvenPoint, weights: Sequence[np.ndarray], alpha: Any, beta: Any, notes: list[str]
+) -> tuple[repair.ProvenPoint, float]:
+    """The lower of the SDP's proven point and the proven trivial point, and the trivial value to report.
+
+    The float product of spectral norms is not itself proven; its proven
+    point (:func:`trivial_certificate_point`) lies about 1e-13 relative above
+    it. An SDP bound between the two is kept, and the proven trivial value is
+    reported, so ``bound <= trivial_bound`` holds whenever the trivial point
+    can be proven (otherwise a note says so).
+    """
+    trivial = lmi.trivial_bound(weights, beta, alpha)
+    capped = trivial_certificate_point(weights, alpha, beta)
+    if capped is None:
+        notes.append(
+            f"the proven bound {point.bound:.6g} is above the float product of spectral norms "
+            f"{trivial:.6g}, which could not be proven"
+        )
+        return point, trivial
+    if capped.bound < point.bound:
+        notes.append(
+            f"trivial bound returned (product of spectral norms, proven): the SDP's bound "
+            f"{point.bound:.6g} exceeded it"
+        )
+        return capped, capped.bound
+    return point, capped.bound
 
 
 def _finite_square(bound: float) -> float:

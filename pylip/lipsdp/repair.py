@@ -161,6 +161,34 @@ def secure_weights(
     return ProvenPoint(shrunk, t, bound, proven_proof, words, 1.0 - proven)
 
 
+def secure_step(
+    weights: Sequence[np.ndarray],
+    t: np.ndarray,
+    squared: float,
+    beta: Any,
+    *,
+    mode: str,
+    L_des: float | None = None,
+    what: str = "Lipschitz step",
+) -> ProvenPoint:
+    """Prove a Lipschitz step's ``W_bar`` (eq. 9 or 12, sector ``[0, beta]``), repairing it minimally.
+
+    The one check-and-repair of both steps (one and many hidden layers).
+    Enforce (eq. 12, ``L = L_des`` fixed, Theorem 8): :func:`secure_weights`
+    at ``L_des`` (the solver's ``sqrt(squared)`` if ``L_des`` is None).
+    Regularize (eq. 9): :func:`secure_bound` with ``T`` kept, and, if no
+    ``L`` can be proven for this ``W_bar``, :func:`secure_weights` at the
+    solver's ``L``.
+    """
+    bound = sqrt_up(max(squared, 0.0))
+    if mode == "enforce":
+        return secure_weights(weights, t, bound if L_des is None else L_des, 0.0, beta, what=what)
+    try:
+        return secure_bound(weights, t, bound, 0.0, beta, scale_multiplier=False, what=what)
+    except CertificateError:
+        return secure_weights(weights, t, bound, 0.0, beta, what=what)
+
+
 def _minimal_bound_with_shift(
     weights: list[np.ndarray],
     t: np.ndarray,

@@ -12,6 +12,12 @@ from pylip.lipsdp import certificate, lmi
 from pylip.lipsdp.proof import prove_certificate, prove_certificate_exact, prove_positive_definite
 
 
+def _installed_open_solvers():
+    import cvxpy as cp
+
+    return [s for s in ("CLARABEL", "SCS", "CVXOPT") if s in cp.installed_solvers()]
+
+
 def random_net(sizes, seed, scale=1.0):
     rng = np.random.default_rng(seed)
     return [scale * rng.standard_normal((m, n)) / np.sqrt(n) for n, m in zip(sizes[:-1], sizes[1:])]
@@ -100,6 +106,40 @@ def test_bound_above_the_trivial_bound_is_replaced_by_the_proven_trivial_bound()
     assert capped.bound <= lmi.trivial_bound(weights) * (1 + 1e-8)
     assert capped.bound <= capped.trivial_bound
     assert prove_certificate_exact(weights, np.diag(capped.T), capped.bound, 0.0, 1.0).holds
+
+
+@pytest.mark.parametrize("solver", _installed_open_solvers() + ["engine"])
+@pytest.mark.parametrize("seed", range(3))
+def test_bound_at_the_trivial_bound_never_exceeds_the_reported_trivial_bound(solver, seed):
+    """Issue 12 campaign (seed 301): one hidden neuron makes LipSDP equal to the product of
+    norms, so the proven bound can land between the float product and its proven value;
+    the reported trivial bound is then the proven one and the bound never exceeds it."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.standard_normal((1, 9)), rng.standard_normal((6, 1))]
+    how = {"formulation": "engine"} if solver == "engine" else {"solver": solver}
+    cert = pylip.certify(weights, activation="sigmoid", **how)
+    product = lmi.trivial_bound(weights, 0.25, 0.0)
+    assert cert.verified and cert.bound == pytest.approx(product, rel=1e-6)
+    assert cert.bound <= cert.trivial_bound
+    assert product <= cert.trivial_bound <= product * (1 + 1e-9)
+
+
+def test_sdp_bound_just_above_the_float_product_reports_the_proven_product():
+    """A proven point between the float product of norms and its proven value is kept,
+    and the proven value is reported as the trivial bound."""
+    rng = np.random.default_rng(5)
+    weights = [rng.standard_normal((1, 4)), rng.standard_normal((3, 1))]
+    structure = lmi.network_structure(weights)
+    product = lmi.trivial_bound(weights)
+    capped = certificate.trivial_certificate_point(weights, 0.0, 1.0)
+    assert capped is not None and capped.bound > product
+    squared = (product * (1 + 5e-14)) ** 2  # proven with capped.t, below capped.bound
+    cert = certificate._checked_certificate(
+        structure, np.diag(capped.t), squared, 0.0, 1.0, form="neuron", solver="X",
+        status="optimal", solve_time=0.0, margin=0.0, weights=weights,
+    )
+    assert cert.verified and product < cert.bound < capped.bound
+    assert cert.bound <= cert.trivial_bound == capped.bound
 
 
 @pytest.mark.parametrize("scale", [1e-8, 1e-3, 1e3, 1e60, 1e75])
@@ -200,12 +240,6 @@ def test_enforce_steps_at_a_binding_bound_are_proven_exactly(sizes, seed):
     assert smallest == pytest.approx(L_des, rel=1e-4)
 
 
-def _installed_open_solvers():
-    import cvxpy as cp
-
-    return [s for s in ("CLARABEL", "SCS", "CVXOPT") if s in cp.installed_solvers()]
-
-
 @pytest.mark.parametrize("solver", _installed_open_solvers())
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
@@ -225,7 +259,7 @@ def test_every_certificate_is_proven_for_every_solver(solver, sizes, seed, log_s
     biases = [np.zeros(w.shape[0]) for w in weights]
     lower = pylip.sampled_lower_bound(weights, biases, activation=activation, n_samples=200, rng=seed)
     assert lower <= cert.bound
-    assert cert.bound <= cert.trivial_bound * (1 + 1e-9)  # the proven trivial cap's slack ladder
+    assert cert.bound <= cert.trivial_bound
 
 
 @pytest.mark.parametrize("seed", range(4))
