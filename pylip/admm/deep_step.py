@@ -58,7 +58,6 @@ import numpy as np
 from ..errors import InputError, SolverError
 from ..lipsdp import lmi, memory, solvers
 from ..lipsdp.certificate import DEFAULT_MARGIN
-from ..lipsdp.proof import scaled_max_eigenvalue
 from ..lipsdp.repair import secure_step
 from ..lipsdp.solvers import SolveInfo, resolve_solver, solve, value_of
 from ..validation import as_matrix, as_scalar
@@ -492,7 +491,7 @@ class DeepLipschitzStep:
         """
         what = f"multi-layer Lipschitz step (10b, {self.mode})"
         point = secure_step(W_bar, self._t, squared, self.beta, mode=self.mode, L_des=L_des, what=what)
-        top = scaled_max_eigenvalue(point.weights, self._t, point.bound, 0.0, self.beta)
+        top = point.max_eigenvalue()
         squared_out = squared if self.mode == "enforce" else point.bound * point.bound
         return list(point.weights), squared_out, top, point.repaired
 

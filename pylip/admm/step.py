@@ -34,7 +34,6 @@ import numpy as np
 from ..errors import InputError, SolverError
 from ..lipsdp import lmi, memory
 from ..lipsdp.certificate import DEFAULT_MARGIN, fallback_solvers
-from ..lipsdp.proof import scaled_max_eigenvalue
 from ..lipsdp.repair import secure_step
 from ..lipsdp.solvers import SOLVER_ENV_VAR, SolveInfo, resolve_solver, solve, value_of
 from ..validation import as_dim, as_matrix, as_number, as_scalar
@@ -325,7 +324,7 @@ class LipschitzStep:
         what = f"Lipschitz step (10b, {self.mode})"
         point = secure_step([W0_bar, W1_bar], t, squared, self.beta, mode=self.mode, L_des=L_des, what=what)
         W0_new, W1_new = point.weights
-        top = scaled_max_eigenvalue(point.weights, t, point.bound, 0.0, self.beta)
+        top = point.max_eigenvalue()
         return W0_new, W1_new, point.bound * point.bound, top, point.repaired
 
 

@@ -744,7 +744,7 @@ def _checked_certificate(
         notes.append(f"repaired: {point.repair}")
     bound = point.bound
     T_out = np.diag(point.t)
-    top = proof.scaled_max_eigenvalue(weights, point.t, bound, alpha, beta)
+    top = point.max_eigenvalue()
     return Certificate(
         bound=bound,
         squared_bound=_finite_square(bound),

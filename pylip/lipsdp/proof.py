@@ -45,9 +45,10 @@ independent second proof, practical for a few dozen neurons, used by the tests.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -73,12 +74,22 @@ class Proof:
             the Cholesky test failed at (``rump``) or ``nan`` (``exact``).
         required_shift: the shift ``c`` the test needs (``rump``), so a caller
             can repair a point by making ``-P`` at least this definite.
+        matrix: the float ``P`` in the scaled coordinates that the test
+            factorised, when the caller asked to keep it
+            (:func:`prove_certificate`), else None.
     """
 
     holds: bool
     method: str
     margin: float
     required_shift: float = 0.0
+    matrix: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def max_eigenvalue(self) -> float:
+        """Largest float64 eigenvalue of the kept ``P`` (see :func:`scaled_max_eigenvalue`)."""
+        if self.matrix is None:
+            raise ValueError("this proof kept no matrix: call prove_certificate(..., keep_matrix=True)")
+        return largest_eigenvalue(self.matrix)
 
 
 def gamma(k: int) -> float:
@@ -262,7 +273,13 @@ def prove_positive_definite(matrix: np.ndarray, perturbation: float = 0.0) -> Pr
 
 
 def prove_certificate(
-    weights: Sequence[np.ndarray], t: np.ndarray, bound: float, alpha: Any, beta: Any
+    weights: Sequence[np.ndarray],
+    t: np.ndarray,
+    bound: float,
+    alpha: Any,
+    beta: Any,
+    *,
+    keep_matrix: bool = False,
 ) -> Proof:
     """Prove ``P(bound^2, diag(t)) <= 0`` for these exact float values (floating-point safe).
 
@@ -271,6 +288,8 @@ def prove_certificate(
         t: the diagonal of ``T`` (``N`` entries).
         bound: ``L``; the proof is for ``L^2`` exactly (the real square of the float).
         alpha, beta: the slope sector, scalars or one value per hidden neuron.
+        keep_matrix: keep the scaled float ``P`` in :attr:`Proof.matrix`, so
+            its largest eigenvalue costs no second assembly.
 
     Returns:
         A :class:`Proof`; ``holds`` is False when the test cannot prove it
@@ -278,7 +297,14 @@ def prove_certificate(
     """
     problem = scaled_problem(weights, t, bound, alpha, beta)
     P, error = certificate_matrix_enclosure(problem)
-    return prove_positive_definite(-P, error)
+    result = prove_positive_definite(-P, error)
+    return dataclasses.replace(result, matrix=P) if keep_matrix else result
+
+
+def largest_eigenvalue(matrix: np.ndarray) -> float:
+    """The largest float64 eigenvalue of a symmetric matrix."""
+    n = matrix.shape[0]
+    return float(scipy.linalg.eigvalsh(matrix, subset_by_index=[n - 1, n - 1])[0])
 
 
 def scaled_max_eigenvalue(
@@ -293,8 +319,7 @@ def scaled_max_eigenvalue(
     """
     problem = scaled_problem(weights, t, bound, alpha, beta)
     P, _ = certificate_matrix_enclosure(problem)
-    n = P.shape[0]
-    return float(scipy.linalg.eigvalsh(P, subset_by_index=[n - 1, n - 1])[0])
+    return largest_eigenvalue(P)
 
 
 def proof_requirement(

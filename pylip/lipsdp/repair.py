@@ -68,6 +68,13 @@ class ProvenPoint:
     def repaired(self) -> bool:
         return bool(self.repair)
 
+    def max_eigenvalue(self) -> float:
+        """Largest float64 eigenvalue of ``P`` at this point in the proof's scaled coordinates.
+
+        Informative only (the proof decides); the matrix the proof assembled is reused.
+        """
+        return self.proof.max_eigenvalue()
+
 
 def secure_bound(
     weights: Sequence[np.ndarray],
@@ -87,7 +94,7 @@ def secure_bound(
     """
     weights = list(weights)
     t = np.asarray(t, dtype=np.float64)
-    proof = prove_certificate(weights, t, bound, alpha, beta)
+    proof = prove_certificate(weights, t, bound, alpha, beta, keep_matrix=True)
     if proof.holds:
         return ProvenPoint(weights, t, bound, proof)
     total, shift = proof_requirement(weights, t, bound, alpha, beta)
@@ -99,7 +106,7 @@ def secure_bound(
         factor, scaled_squared = found
         candidate_t = t * factor
         new_bound = sqrt_up(scaled_squared * (1 + 1e-13)) * total
-        proof = prove_certificate(weights, candidate_t, new_bound, alpha, beta)
+        proof = prove_certificate(weights, candidate_t, new_bound, alpha, beta, keep_matrix=True)
         if proof.holds:
             change = new_bound / bound - 1.0 if bound > 0 else math.inf
             words = f"L {'raised' if change >= 0 else 'lowered'} by {abs(change):.2e} (relative)"
@@ -126,7 +133,7 @@ def secure_weights(
     """Prove ``L = bound`` for ``(s W, t)`` with the largest provable ``s <= 1`` (found by bisection)."""
     weights = list(weights)
     t = np.asarray(t, dtype=np.float64)
-    proof = prove_certificate(weights, t, bound, alpha, beta)
+    proof = prove_certificate(weights, t, bound, alpha, beta, keep_matrix=True)
     if proof.holds:
         return ProvenPoint(weights, t, bound, proof)
     if not (bound > 0 and np.all(t > 0)):
@@ -137,7 +144,7 @@ def secure_weights(
     failing, proven, proven_proof = 1.0, None, None
     for exponent in range(-15, 1):  # s = 1 - 10^-15, ..., 1 - 10^-1, 0
         s = 1.0 - 10.0**exponent if exponent < 0 else 0.0
-        candidate = prove_certificate([s * w for w in weights], t, bound, alpha, beta)
+        candidate = prove_certificate([s * w for w in weights], t, bound, alpha, beta, keep_matrix=True)
         if candidate.holds:
             proven, proven_proof = s, candidate
             break
@@ -151,7 +158,7 @@ def secure_weights(
         if failing - proven <= 1e-9 * max(1.0 - proven, 1e-15):
             break
         middle = 0.5 * (failing + proven)
-        candidate = prove_certificate([middle * w for w in weights], t, bound, alpha, beta)
+        candidate = prove_certificate([middle * w for w in weights], t, bound, alpha, beta, keep_matrix=True)
         if candidate.holds:
             proven, proven_proof = middle, candidate
         else:
