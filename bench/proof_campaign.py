@@ -169,7 +169,9 @@ def step_campaign(n_steps: int, rng: np.random.Generator) -> int:
     counts: collections.Counter[str] = collections.Counter()
     errors: collections.Counter[str] = collections.Counter()
     start = time.perf_counter()
-    for _ in range(n_steps):
+    for index in range(n_steps):
+        if index and index % max(1, n_steps // 20) == 0:
+            print(f"  {index} / {n_steps} steps, {time.perf_counter() - start:.0f} s", file=sys.stderr)
         weights, _, _ = random_case(rng)
         counts["tried"] += 1
         cert = attempt(errors, "", pylip.certify, weights, activation="tanh", detail=True)

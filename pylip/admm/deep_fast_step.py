@@ -377,7 +377,13 @@ class _Preconditioner:
             self.g = -(V0.T @ V0)[f, s]
             self.d_squared = max(float(diagonal[-1] - np.sum(K * self.g**2)), 1e-12 * float(diagonal[-1]))
             capacitance += np.outer(self.g, self.g) / self.d_squared
-        self.factor = scipy.linalg.cho_factor(0.5 * (capacitance + capacitance.T))
+        try:
+            self.factor = scipy.linalg.cho_factor(0.5 * (capacitance + capacitance.T))
+        except np.linalg.LinAlgError:
+            raise SolverError(
+                "the barrier solver's preconditioner lost definiteness (rounding on a badly scaled step)",
+                status="numerical_error",
+            ) from None
 
     def _apply_J(self, x: list[np.ndarray], x_s: float) -> np.ndarray:
         """``J x``: the entries ``i <= j`` of ``V_a' dM(x) V_a``."""

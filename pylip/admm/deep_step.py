@@ -230,6 +230,82 @@ def feasible_shrink(
     return m0 / (top + m0)
 
 
+@dataclass(frozen=True)
+class StepScaling:
+    """An exact power-of-two change of variables that makes a badly scaled step well posed.
+
+    With ``x_k = r^(l+1-k) y_k`` in the quadratic form of ``P`` (a congruence, so
+    the LMI's sign is unchanged), the step for ``(W, T, L)`` is the step for
+    ``W' = r W``, ``t'_k = r^(2(l+1-k)) t_k`` (hidden layer ``k = 1..l``),
+    ``L' = r^(l+1) L``, and its objective is ``r^-2`` times the one with
+    ``mu' = mu r^(-2l)``: the same minimiser, mapped back exactly (``r = 2^e``).
+    ``e`` is the power of two that brings the logarithms of the targets'
+    spectral norms, of each layer's ``t`` (geometric mean) and of ``L_des``
+    closest to 0 (least squares); the problem is solved as posed while
+    ``|e| < MIN_EXPONENT`` (moderately scaled steps, the paper's examples).
+    """
+
+    exponent: int = 0
+
+    MIN_EXPONENT = 2
+
+    @classmethod
+    def for_step(
+        cls, targets: Sequence[np.ndarray], t: np.ndarray, hidden_sizes: Sequence[int], L_des: float | None
+    ) -> StepScaling:
+        n_layers = len(hidden_sizes)
+        logs, powers = [], []  # log2 of each magnitude, and how many factors r it gains
+        for g in targets:
+            norm = float(np.linalg.norm(g, 2))
+            if norm > 0 and np.isfinite(norm):
+                logs.append(np.log2(norm))
+                powers.append(1)
+        for k, t_k in enumerate(np.split(t, np.cumsum(hidden_sizes)[:-1]), start=1):
+            if t_k.size and np.all(t_k > 0):
+                logs.append(float(np.mean(np.log2(t_k))))
+                powers.append(2 * (n_layers + 1 - k))
+        if L_des is not None and L_des > 0:
+            logs.append(float(np.log2(L_des)))
+            powers.append(n_layers + 1)
+        a, p = np.array(logs), np.array(powers, dtype=float)
+        exponent = -float(a @ p) / float(p @ p) if p.size else 0.0
+        return cls(int(round(exponent)) if abs(exponent) >= cls.MIN_EXPONENT else 0)
+
+    @property
+    def factor(self) -> float:
+        return float(np.ldexp(1.0, self.exponent))
+
+    def multiplier(self, t: np.ndarray, hidden_sizes: Sequence[int]) -> np.ndarray:
+        """``t'``: hidden layer ``k`` (1-based) of ``l`` scaled by ``r^(2(l+1-k))``."""
+        if self.exponent == 0:
+            return t
+        n_layers = len(hidden_sizes)
+        powers = np.repeat([2 * (n_layers + 1 - k) for k in range(1, n_layers + 1)], hidden_sizes)
+        return np.ldexp(t, self.exponent * powers)
+
+    def bound(self, L: float, n_layers: int) -> float:
+        return float(np.ldexp(L, self.exponent * (n_layers + 1)))
+
+    def bound_weight(self, mu_over_rho: float, n_layers: int) -> float:
+        return float(np.ldexp(mu_over_rho, -2 * self.exponent * n_layers))
+
+    def unscaled_squared_bound(self, squared: float, n_layers: int) -> float:
+        return float(np.ldexp(squared, -2 * self.exponent * (n_layers + 1)))
+
+    @staticmethod
+    def margin(margin: float, t: np.ndarray, L_des: float | None) -> float:
+        """The solver's margin, lowered below ``min t`` and ``L_des^2 / 2`` where they are smaller.
+
+        ``M <= -margin I`` needs ``2 t_i > margin`` and ``L_des^2 > margin``; the
+        margin only keeps the solver's point strictly inside, the proof that
+        follows decides, so a smaller one where the problem needs it is sound.
+        """
+        limits = [margin, float(np.min(t)) if t.size else margin]
+        if L_des is not None:
+            limits.append(0.5 * L_des * L_des)
+        return min(limits)
+
+
 class DeepLipschitzStep:
     """The compiled Lipschitz step (10b) for an ``l``-hidden-layer network and one mode.
 
@@ -363,7 +439,8 @@ class DeepLipschitzStep:
         blocks[-1][-1] = -np.eye(sizes[-1])
         M = cp.bmat(blocks)
         size = int(sum(sizes))
-        self._problem = cp.Problem(cp.Minimize(objective), [M << -self.margin * np.eye(size)])
+        self.margin_param = cp.Parameter(nonneg=True, name="margin", value=self.margin)
+        self._problem = cp.Problem(cp.Minimize(objective), [M << -self.margin_param * np.eye(size)])
         if not self._problem.is_dcp(dpp=True):  # type: ignore[call-arg]  # pragma: no cover
             raise RuntimeError("the Lipschitz step is not DPP: it would be recompiled every call")
 
@@ -389,14 +466,24 @@ class DeepLipschitzStep:
         if self.reduces_input:
             basis, R = np.linalg.qr(targets[0].T, mode="reduced")  # target0 = R' basis'
             targets[0] = R.T
+        scaling = StepScaling.for_step(targets, self._t, self.hidden_sizes, L_des)
+        scaled_targets = [scaling.factor * g for g in targets]
+        scaled_t = scaling.multiplier(self._t, self.hidden_sizes)
+        scaled_L_des = None if L_des is None else scaling.bound(L_des, len(self.hidden_sizes))
+        mu_over_rho = scaling.bound_weight(mu / rho, len(self.hidden_sizes))
+        margin = scaling.margin(self.margin, scaled_t, scaled_L_des)
         structured = None
         if self._structured_applies(mu):
-            structured = self._solve_structured(targets, mu / rho, L_des)
+            structured = self._solve_structured(scaled_targets, scaled_t, mu_over_rho, scaled_L_des, margin)
         if structured is not None:
             W_bar, squared, info = structured
             fallback = False
         else:
-            W_bar, squared, info, fallback = self._solve_cvxpy(targets, mu / rho, L_des)
+            W_bar, squared, info, fallback = self._solve_cvxpy(
+                scaled_targets, scaled_t, mu_over_rho, scaled_L_des, margin
+            )
+        W_bar = [w / scaling.factor for w in W_bar]
+        squared = scaling.unscaled_squared_bound(squared, len(self.hidden_sizes))
         if basis is not None:
             W_bar[0] = W_bar[0] @ basis.T
         W_bar, squared, top, repaired = self._checked(W_bar, squared, L_des)
@@ -415,16 +502,17 @@ class DeepLipschitzStep:
         return self.method == "structured" and (self.mode == "enforce" or mu > 0)
 
     def _solve_structured(
-        self, targets: list[np.ndarray], mu_over_rho: float, L_des: float | None
+        self, targets: list[np.ndarray], t: np.ndarray, mu_over_rho: float, L_des: float | None,
+        margin: float,
     ) -> tuple[list[np.ndarray], float, SolveInfo] | None:
         """The step by :func:`pylip.admm.deep_fast_step.solve_deep_step`; ``None`` if it gave up."""
         try:
             solution = solve_deep_step(
                 targets,
-                self._t,
+                t,
                 mode=self.mode,
                 beta=self.beta,
-                margin=self.margin,
+                margin=margin,
                 mu_over_rho=mu_over_rho if self.mode == "regularize" else None,
                 squared_bound=L_des**2 if self.mode == "enforce" and L_des is not None else None,
             )
@@ -435,12 +523,15 @@ class DeepLipschitzStep:
         return solution.W_bar, solution.squared_bound, info
 
     def _solve_cvxpy(
-        self, targets: list[np.ndarray], mu_over_rho: float, L_des: float | None
+        self, targets: list[np.ndarray], t: np.ndarray, mu_over_rho: float, L_des: float | None,
+        margin: float,
     ) -> tuple[list[np.ndarray], float, SolveInfo, bool]:
         if self._problem is None:
             self._build()
         for parameter, value in zip(self.targets, targets):
             parameter.value = value
+        self.t_param.value = t.copy()
+        self.margin_param.value = margin
         if self.mu_over_rho is not None:  # regularize (eq. 9)
             self.mu_over_rho.value = mu_over_rho
         elif L_des is not None:  # enforce (eq. 12)

@@ -283,3 +283,30 @@ def test_input_reduction_gives_the_same_step(mode, sizes):
         assert np.abs(x - y).max() <= 1e-6 * max(1.0, np.abs(y).max())
     assert a.squared_bound == pytest.approx(b.squared_bound, rel=1e-6)
     assert a.max_eigenvalue <= 0.0
+
+
+@pytest.mark.parametrize("method", ["structured", "cvxpy"])
+@pytest.mark.parametrize("mode", ["enforce", "regularize"])
+@pytest.mark.parametrize("gain", [2.0**-9, 2.0**8])
+def test_badly_scaled_steps_are_solved_exactly_rescaled(method, mode, gain):
+    """Issue 12 step campaign: a 4-hidden-layer net at weight scale 2^-9 has L ~ 2^-45, below the
+    margin 1e-9, and its certificate's T below margin/2: the step was refused. Solved in the exact
+    power-of-two coordinates (StepScaling) it equals the well-scaled step mapped back, proven."""
+    from pylip.admm.deep_step import StepScaling
+
+    sizes = (3, 5, 4, 4, 5, 2)
+    base = net(sizes, 7, gain=1.0)
+    t = np.diag(pylip.certify(base).T) + 0.05
+    L_des = 0.5 * pylip.certify(base).bound
+    n = len(sizes) - 2
+    scaled = [gain * w for w in base]
+    scaled_t = StepScaling(int(np.log2(gain))).multiplier(t, sizes[1:-1])
+    results = []
+    for weights, tt, bound in ((base, t, L_des), (scaled, scaled_t, L_des * gain ** (n + 1))):
+        step = DeepLipschitzStep(sizes, np.diag(tt), mode=mode, method=method)
+        mu = 0.1 * gain ** (-2 * n) if weights is scaled else 0.1
+        out = step.solve(weights, None, rho=1.0, mu=mu, L_des=bound if mode == "enforce" else None)
+        results.append(out)
+        assert pylip.verify(out.W_bar, out.bound if mode == "regularize" else bound, np.diag(tt)).holds
+    for w_base, w_scaled in zip(results[0].W_bar, results[1].W_bar):
+        assert np.allclose(w_scaled / gain, w_base, rtol=1e-5, atol=1e-6 * np.abs(w_base).max())
