@@ -127,6 +127,30 @@ def as_weight_list(weights: Sequence[Any], name: str = "weights", *, min_layers:
     return matrices
 
 
+def as_shaped(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """:func:`as_matrix`, of exactly the ``shape`` the network asks for."""
+    matrix = as_matrix(value, name)
+    if matrix.shape != tuple(shape):
+        raise InputError(f"{name} must have shape {tuple(shape)} for this network, got {matrix.shape}")
+    return matrix
+
+
+def as_layer_list(values: Any, name: str, shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """One matrix per layer, of the given ``shapes`` (a Lipschitz step's ``W`` or ``Y``)."""
+    shapes = [tuple(shape) for shape in shapes]
+    if isinstance(values, (np.ndarray, str, bytes, Mapping)) or not isinstance(values, Sequence):
+        raise InputError(
+            f"{name} must be a list of {len(shapes)} matrices (one per layer, shapes {shapes}), "
+            f"got {type(values).__name__}"
+        )
+    if len(values) != len(shapes):
+        raise InputError(
+            f"{name} must be a list of {len(shapes)} matrices (one per layer, shapes {shapes}), "
+            f"got {type(values).__name__} of length {len(values)}"
+        )
+    return [as_shaped(value, f"{name}[{k}]", shape) for k, (value, shape) in enumerate(zip(values, shapes))]
+
+
 def as_dim(value: Any, name: str) -> int:
     """A dimension given as int, float, or a MATLAB-engine style ``[[n]]``."""
     array = np.asarray(value) if value is not None else np.asarray(None, dtype=object)
