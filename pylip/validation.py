@@ -137,18 +137,18 @@ def as_shaped(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def as_layer_list(values: Any, name: str, shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
     """One matrix per layer, of the given ``shapes`` (a Lipschitz step's ``W`` or ``Y``)."""
-    shapes = [tuple(shape) for shape in shapes]
+    expected = [tuple(shape) for shape in shapes]
     if isinstance(values, (np.ndarray, str, bytes, Mapping)) or not isinstance(values, Sequence):
         raise InputError(
-            f"{name} must be a list of {len(shapes)} matrices (one per layer, shapes {shapes}), "
+            f"{name} must be a list of {len(expected)} matrices (one per layer, shapes {expected}), "
             f"got {type(values).__name__}"
         )
-    if len(values) != len(shapes):
+    if len(values) != len(expected):
         raise InputError(
-            f"{name} must be a list of {len(shapes)} matrices (one per layer, shapes {shapes}), "
+            f"{name} must be a list of {len(expected)} matrices (one per layer, shapes {expected}), "
             f"got {type(values).__name__} of length {len(values)}"
         )
-    return [as_shaped(value, f"{name}[{k}]", shape) for k, (value, shape) in enumerate(zip(values, shapes))]
+    return [as_shaped(value, f"{name}[{k}]", shape) for k, (value, shape) in enumerate(zip(values, expected))]
 
 
 def as_dim(value: Any, name: str) -> int:

@@ -80,10 +80,9 @@ def _defined_at_top_level(path: Path) -> set[str]:
 
 def test_the_admm_package_keeps_the_one_layer_steps_public_names() -> None:
     import pylip.admm
-    import pylip.admm.step as step
-
     import pylip.admm.family as family
     import pylip.admm.result as result
+    import pylip.admm.step as step
 
     family_names = set(family.__all__) | set(result.__all__)
     assert _defined_at_top_level(_module_file("pylip.admm.step")) == set(pylip.admm.__all__) - family_names

@@ -15,7 +15,6 @@ one-layer step), so it re-exports that module's public names, and the family's.
 
 from .family import FORMULATIONS, SupportsLipschitzStep, lipschitz_step
 from .result import LayerStepResult
-
 from .step import (
     FAST_STEP_MIN_HIDDEN,
     L_DES_RANGE,

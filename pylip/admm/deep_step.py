@@ -391,8 +391,17 @@ class DeepLipschitzStep:
             fallback=fallback,
         )
 
-    #: The family's layer-list step (:class:`pylip.admm.family.SupportsLipschitzStep`): :meth:`solve` itself.
-    solve_layers = solve
+    def solve_layers(
+        self,
+        weights: Sequence[Any],
+        multipliers: Sequence[Any] | None,
+        *,
+        rho: float,
+        mu: float = 0.0,
+        L_des: float | None = None,
+    ) -> LayerStepResult:
+        """:meth:`solve`, under the step family's name (:class:`pylip.admm.family.SupportsLipschitzStep`)."""
+        return self.solve(weights, multipliers, rho=rho, mu=mu, L_des=L_des)
 
     def _structured_applies(self, mu: float) -> bool:
         return self.method == "structured" and (self.mode == "enforce" or mu > 0)

@@ -1,4 +1,4 @@
-"""One interface for the Lipschitz steps of one and many hidden layers (pylip.admm.family); no torch needed."""
+"""One interface for the Lipschitz steps of one and many hidden layers (pylip.admm.family); no torch."""
 
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ def test_solve_layers_is_solve_for_the_one_layer_step():
         np.testing.assert_array_equal(a, b)
     assert (direct.squared_bound, direct.bound) == (layers.squared_bound, layers.bound)
     zeros = step.solve_layers(W, None, rho=1.5, mu=0.02)
-    np.testing.assert_array_equal(zeros.W_bar[0], step.solve_layers(W, [0 * y for y in Y], rho=1.5, mu=0.02).W_bar[0])
+    explicit = step.solve_layers(W, [0 * y for y in Y], rho=1.5, mu=0.02)
+    np.testing.assert_array_equal(zeros.W_bar[0], explicit.W_bar[0])
 
 
 def test_set_T_of_the_one_layer_step_is_a_step_built_with_that_T():
