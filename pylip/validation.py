@@ -260,3 +260,42 @@ def as_certificate_of(value: Any, name: str, matrices: Sequence[np.ndarray]) -> 
             f"{'-'.join(map(str, sizes))}: pass the certificate of these weights"
         )
     return value
+
+
+def as_weight_pair(parameters: Mapping[str, Any], required: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``W0, W1`` of an original ``parameters`` dict, after checking its ``required`` fields."""
+    as_mapping(parameters, "parameters", ", ".join(required) + " (initialize_parameters builds them)")
+    for key in required:
+        if key not in parameters:
+            raise InputError(f"parameters has no field '{key}' (needs {', '.join(required)})")
+    W0 = as_matrix(parameters["W0"], "parameters['W0']")
+    W1 = as_matrix(parameters["W1"], "parameters['W1']")
+    if W1.shape[1] != W0.shape[0]:
+        raise InputError(
+            f"parameters['W1'] has {W1.shape[1]} columns but parameters['W0'] has "
+            f"{W0.shape[0]} rows: W0 is n_h x n_x and W1 is n_y x n_h"
+        )
+    return W0, W1
+
+
+def as_one_hidden_layer(
+    parameters: Mapping[str, Any], dims: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``W0, W1, b0, b1`` from an original ``parameters`` dict, checked against ``dims``."""
+    W0, W1 = as_weight_pair(parameters, ("W0", "W1", "b0", "b1"))
+    if dims is not None:
+        as_mapping(dims, "x", "n_x, n_h, n_y")
+    b0 = as_vector(parameters["b0"], "parameters['b0']", W0.shape[0])
+    b1 = as_vector(parameters["b1"], "parameters['b1']", W1.shape[0])
+    if dims is not None:
+        expected = {"n_x": W0.shape[1], "n_h": W0.shape[0], "n_y": W1.shape[0]}
+        for key, actual in expected.items():
+            if key not in dims:
+                raise InputError(f"x has no field '{key}' (needs n_x, n_h, n_y)")
+            given = as_dim(dims[key], f"x['{key}']")
+            if given != actual:
+                raise InputError(
+                    f"x['{key}'] = {given} does not match the weights ({key} = {actual} "
+                    "from W0 (n_h x n_x) and W1 (n_y x n_h))"
+                )
+    return W0, W1, b0, b1

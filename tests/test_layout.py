@@ -104,3 +104,15 @@ def test_original_holds_the_originals_network_too() -> None:
     assert pylip.original.MeinNetz is MeinNetz
     with pytest.raises(AttributeError, match="no attribute 'certify_split'"):
         pylip.original.certify_split  # noqa: B018
+
+
+def test_original_defines_the_originals_names_and_nothing_else() -> None:
+    import pylip.admm.step
+    import pylip.original as original
+    import pylip.validation
+
+    assert _defined_at_top_level(_module_file("pylip.original")) == set(original.__all__)
+    with pytest.warns(DeprecationWarning, match=r"pylip\.admm\.step\.clear_step_cache"):
+        assert original.clear_step_cache is pylip.admm.step.clear_step_cache
+    with pytest.warns(DeprecationWarning, match=r"pylip\.validation\.as_weight_pair"):
+        assert original.weight_pair is pylip.validation.as_weight_pair

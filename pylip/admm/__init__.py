@@ -23,6 +23,9 @@ from .step import (
     StepResult,
     check_multiplier,
     checked_step_settings,
+    clear_step_cache,
+    compiled_step,
+    ind_Lip_mode,
     lmi7_matrix,
     step_objective,
 )
@@ -41,6 +44,9 @@ __all__ = [
     "StepResult",
     "check_multiplier",
     "checked_step_settings",
+    "clear_step_cache",
+    "compiled_step",
+    "ind_Lip_mode",
     "lmi7_matrix",
     "step_objective",
 ]

@@ -457,3 +457,45 @@ def _use_fast_step(fast: bool | None, solver: str | None, n_x: int, n_h: int, n_
         return fast
     named = solver is not None or SOLVER_ENV_VAR in os.environ
     return not named and n_h >= max(FAST_STEP_MIN_HIDDEN, n_x + n_y)
+
+
+_STEP_CACHE: dict[tuple[Any, ...], LipschitzStep] = {}
+_STEP_CACHE_SIZE = 8
+
+
+def compiled_step(
+    dims: tuple[int, int, int], T: np.ndarray, mode: str, solver: str | None, beta: float = 1.0
+) -> LipschitzStep:
+    """A compiled :class:`~pylip.admm.LipschitzStep`, reused across ADMM iterations."""
+    beta = as_number(beta, "beta")
+    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver, beta)
+    step = _STEP_CACHE.get(key)
+    if step is None:
+        step = LipschitzStep(*dims, T, mode=mode, solver=solver, beta=beta)
+        if len(_STEP_CACHE) >= _STEP_CACHE_SIZE:
+            _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
+        _STEP_CACHE[key] = step
+    return step
+
+
+def clear_step_cache() -> None:
+    """Forget the compiled Lipschitz steps (e.g. after changing solver settings)."""
+    _STEP_CACHE.clear()
+
+
+def ind_Lip_mode(ind_Lip: Any) -> str:  # noqa: N802
+    """The step's mode for the original's ``ind_Lip``: 1 ``"regularize"``, 2 ``"enforce"``.
+
+    Given as a number or a MATLAB-engine ``[[2.0]]``; strings, bools and 2.7 are refused.
+    """
+    array = np.asarray(ind_Lip) if not isinstance(ind_Lip, (str, bool)) else np.asarray(None)
+    key = None
+    if array.size == 1 and array.dtype.kind in "iuf":
+        value = float(array.reshape(()))
+        key = int(value) if value.is_integer() else None
+    if key not in MODES:
+        raise InputError(
+            f"ind_Lip must be 1 (Lipschitz regularisation, eq. 9) or 2 (enforce L_des, eq. 12), "
+            f"got {ind_Lip!r}"
+        )
+    return MODES[key]
