@@ -151,6 +151,62 @@ def as_layer_list(values: Any, name: str, shapes: Sequence[tuple[int, int]]) -> 
     return [as_shaped(value, f"{name}[{k}]", shape) for k, (value, shape) in enumerate(zip(values, expected))]
 
 
+def as_step_multiplier(t: Any, n_hidden: int, margin: float) -> np.ndarray:
+    """The diagonal ``t`` of a Lipschitz step's fixed multiplier ``T``, for the step solvers.
+
+    ``n_hidden`` finite entries (a diagonal ``n_hidden x n_hidden`` matrix is read as
+    its diagonal), each ``> margin/2``: the LMI asks ``-2T <= -margin I``.
+    """
+    try:
+        t = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"t must be a vector of {n_hidden} positive numbers: {exc}") from None
+    if t.ndim == 2 and t.shape == (n_hidden, n_hidden):
+        if np.any(t - np.diag(np.diag(t)) != 0):
+            raise InputError("T must be diagonal (Theorem 1 needs T in D_n)")
+        t = np.diag(t).copy()
+    if t.shape != (n_hidden,):
+        raise InputError(
+            f"t must hold one entry per hidden neuron ({n_hidden}, the diagonal of T), got shape {t.shape}"
+        )
+    if not np.all(np.isfinite(t)):
+        raise InputError("t must be finite")
+    bad = np.flatnonzero(2.0 * t - margin <= 0)
+    if bad.size:
+        raise InputError(
+            f"t must be > margin/2 >= 0 (the LMI asks -2T <= -margin I); not so at neurons {bad.tolist()}"
+        )
+    return t
+
+
+def as_step_settings(
+    mode: str, *, beta: Any, margin: Any, mu_over_rho: Any, squared_bound: Any
+) -> tuple[float, float, float | None, float | None]:
+    """``(beta, margin, mu_over_rho, squared_bound)`` of a Lipschitz step solver, checked.
+
+    ``beta > 0``; ``0 <= margin < 1`` (the output block ``-I`` must stay below
+    ``-margin I``); the enforce mode (eq. 12) takes ``squared_bound = L_des^2 >
+    margin`` and returns ``mu_over_rho = None``, the regularize mode (eq. 9)
+    takes ``mu_over_rho > 0`` and returns ``squared_bound = None``.
+    """
+    beta, margin = as_number(beta, "beta"), as_number(margin, "margin")
+    if not beta > 0:
+        raise InputError(f"beta must be > 0 (the activation's largest slope), got {beta}")
+    if not 0.0 <= margin < 1.0:
+        raise InputError(f"margin must be in [0, 1), got {margin}")
+    if mode == "enforce":
+        if squared_bound is None or not math.isfinite(squared_bound) or not squared_bound > margin:
+            raise InputError(f"squared_bound (L_des^2) must be a finite number > margin, got {squared_bound}")
+        return beta, margin, None, float(squared_bound)
+    if mode == "regularize":
+        if mu_over_rho is None or not math.isfinite(mu_over_rho) or not mu_over_rho > 0:
+            raise InputError(
+                f"mu_over_rho must be a finite number > 0 in the regularize mode, got {mu_over_rho}"
+            )
+        return beta, margin, float(mu_over_rho), None
+    raise InputError(f"mode must be 'regularize' or 'enforce', got {mode!r}")
+
+
 def as_dim(value: Any, name: str) -> int:
     """A dimension given as int, float, or a MATLAB-engine style ``[[n]]``."""
     array = np.asarray(value) if value is not None else np.asarray(None, dtype=object)

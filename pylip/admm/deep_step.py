@@ -391,17 +391,9 @@ class DeepLipschitzStep:
             fallback=fallback,
         )
 
-    def solve_layers(
-        self,
-        weights: Sequence[Any],
-        multipliers: Sequence[Any] | None,
-        *,
-        rho: float,
-        mu: float = 0.0,
-        L_des: float | None = None,
-    ) -> LayerStepResult:
-        """:meth:`solve`, under the step family's name (:class:`pylip.admm.family.SupportsLipschitzStep`)."""
-        return self.solve(weights, multipliers, rho=rho, mu=mu, L_des=L_des)
+    def solve_layers(self, *args: Any, **kwargs: Any) -> LayerStepResult:
+        """:meth:`solve` (its arguments), under the step family's name (:mod:`pylip.admm.family`)."""
+        return self.solve(*args, **kwargs)
 
     def _structured_applies(self, mu: float) -> bool:
         return self.method == "structured" and (self.mode == "enforce" or mu > 0)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,33 +63,44 @@ def sgd_course(
     show: bool,
 ) -> tuple[list[float], list[float]]:
     """``steps`` SGD steps of ``net``; ``(L_course, MSE_course)`` of the logged steps."""
+    run = _SGDRun(net, config, steps, lmbd, rho, multipliers)
     loop = _compiled_steps if config.compiled_engine else _torch_steps
     with torch.enable_grad(), tqdm(total=steps, disable=not show, unit="step", leave=False) as bar:
-        courses = loop(net, config, steps, lmbd, rho, multipliers, bar)
+        loop(run, bar)
     require_finite_parameters(net, config, f"the end of {steps} SGD steps", rho)
-    return courses
+    return run.L_course, run.MSE_course
 
 
-def _torch_steps(
-    net: MeinNetz,
-    config: TrainingConfig,
-    steps: int,
-    lmbd: float | None,
-    rho: float | None,
-    multipliers: Multipliers | None,
-    bar: Any,
-) -> tuple[list[float], list[float]]:
+@dataclass
+class _SGDRun:
+    """One ``train`` call: ``steps`` SGD steps on ``MSE (+ l2_reg) (+ Lip_reg)``, and its courses."""
+
+    net: MeinNetz
+    config: TrainingConfig
+    steps: int
+    lmbd: float | None
+    rho: float | None
+    multipliers: Multipliers | None
+    L_course: list[float] = field(default_factory=list)
+    MSE_course: list[float] = field(default_factory=list)
+
+    def log(self, step: int) -> float:
+        """The logging point before SGD step ``step``; returns the data MSE."""
+        L, mse = _log_point(self.net, self.config, step, len(self.L_course))
+        self.L_course.append(L)
+        self.MSE_course.append(mse)
+        return mse
+
+
+def _torch_steps(run: _SGDRun, bar: Any) -> None:
+    net, config, lmbd, rho, multipliers = run.net, run.config, run.lmbd, run.rho, run.multipliers
     x, y, lr, log_every = config.input, config.target, config.lr, config.log_every
     params = list(net.parameters())
     W0, b0, W1, b1 = params
     phi = TORCH_ACTIVATIONS[net.activation]
-    L_course: list[float] = []
-    MSE_course: list[float] = []
-    for i in range(steps):
+    for i in range(run.steps):
         if i % log_every == 0:
-            L, mse = _log_point(net, config, i, len(L_course))
-            L_course.append(L)
-            MSE_course.append(mse)
+            mse = run.log(i)
             bar.update(i - bar.n)
             bar.set_postfix(MSE=f"{mse:.4g}", refresh=False)
         # forward() without nn.Module call overhead: the same F.linear calls
@@ -103,39 +115,26 @@ def _torch_steps(
         with torch.no_grad():
             for p, g in zip(params, grads):
                 p.add_(g, alpha=-lr)
-    bar.update(steps - bar.n)
-    return L_course, MSE_course
+    bar.update(run.steps - bar.n)
 
 
-def _compiled_steps(
-    net: MeinNetz,
-    config: TrainingConfig,
-    steps: int,
-    lmbd: float | None,
-    rho: float | None,
-    multipliers: Multipliers | None,
-    bar: Any,
-) -> tuple[list[float], list[float]]:
+def _compiled_steps(run: _SGDRun, bar: Any) -> None:
     """:func:`_torch_steps` with the SGD steps between two logged points in the compiled kernel.
 
     The kernel updates the parameters' storage in place (numpy views of the
     tensors), so the logging at ``i % log_every == 0`` sees exactly the
     weights the torch loop would.
     """
-    views = [p.detach().numpy() for p in net.parameters()]
+    config = run.config
+    views = [p.detach().numpy() for p in run.net.parameters()]
     x, y = config.input.numpy(), config.target.numpy()
-    targets = None if multipliers is None else [(w.numpy(), v.numpy()) for w, v in multipliers]
-    L_course: list[float] = []
-    MSE_course: list[float] = []
-    for start in range(0, steps, config.log_every):
-        L, mse = _log_point(net, config, start, len(L_course))
-        L_course.append(L)
-        MSE_course.append(mse)
-        chunk = min(config.log_every, steps - start)
-        sgd_kernel.sgd_steps(views, x, y, chunk, config.lr, lmbd=lmbd, rho=rho, multipliers=targets)
+    targets = None if run.multipliers is None else [(w.numpy(), v.numpy()) for w, v in run.multipliers]
+    for start in range(0, run.steps, config.log_every):
+        mse = run.log(start)
+        chunk = min(config.log_every, run.steps - start)
+        sgd_kernel.sgd_steps(views, x, y, chunk, config.lr, lmbd=run.lmbd, rho=run.rho, multipliers=targets)
         bar.update(chunk)
         bar.set_postfix(MSE=f"{mse:.4g}", refresh=False)
-    return L_course, MSE_course
 
 
 def _log_point(net: MeinNetz, config: TrainingConfig, step: int, index: int) -> tuple[float, float]:
