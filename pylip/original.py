@@ -11,93 +11,36 @@ imported on first use: it needs torch.
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .admm.step import MODES, LipschitzStep
+from .admm.step import compiled_step, ind_Lip_mode
 from .errors import InputError
 from .lipsdp.certificate import DEFAULT_MARGIN, certify
-from .lipsdp.sampling import as_generator
-from .validation import as_dim, as_mapping, as_matrix, as_number, as_sequence, as_vector
+from .lipsdp.sampling import as_generator, original_checks
+from .validation import (
+    as_dim,
+    as_mapping,
+    as_matrix,
+    as_one_hidden_layer,
+    as_sequence,
+    as_vector,
+    as_weight_pair,
+)
 
-N_CHECK_SAMPLES = 10_000  # the original's sample count for its checks
-
-
-def weight_pair(parameters: Mapping[str, Any], required: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``W0, W1`` of an original ``parameters`` dict, after checking its ``required`` fields."""
-    as_mapping(parameters, "parameters", ", ".join(required) + " (initialize_parameters builds them)")
-    for key in required:
-        if key not in parameters:
-            raise InputError(f"parameters has no field '{key}' (needs {', '.join(required)})")
-    W0 = as_matrix(parameters["W0"], "parameters['W0']")
-    W1 = as_matrix(parameters["W1"], "parameters['W1']")
-    if W1.shape[1] != W0.shape[0]:
-        raise InputError(
-            f"parameters['W1'] has {W1.shape[1]} columns but parameters['W0'] has "
-            f"{W0.shape[0]} rows: W0 is n_h x n_x and W1 is n_y x n_h"
-        )
-    return W0, W1
-
-
-def one_hidden_layer(
-    parameters: Mapping[str, Any], dims: Mapping[str, Any] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``W0, W1, b0, b1`` from an original ``parameters`` dict, checked against ``dims``."""
-    W0, W1 = weight_pair(parameters, ("W0", "W1", "b0", "b1"))
-    if dims is not None:
-        as_mapping(dims, "x", "n_x, n_h, n_y")
-    b0 = as_vector(parameters["b0"], "parameters['b0']", W0.shape[0])
-    b1 = as_vector(parameters["b1"], "parameters['b1']", W1.shape[0])
-    if dims is not None:
-        expected = {"n_x": W0.shape[1], "n_h": W0.shape[0], "n_y": W1.shape[0]}
-        for key, actual in expected.items():
-            if key not in dims:
-                raise InputError(f"x has no field '{key}' (needs n_x, n_h, n_y)")
-            given = as_dim(dims[key], f"x['{key}']")
-            if given != actual:
-                raise InputError(
-                    f"x['{key}'] = {given} does not match the weights ({key} = {actual} "
-                    "from W0 (n_h x n_x) and W1 (n_y x n_h))"
-                )
-    return W0, W1, b0, b1
-
-
-def original_checks(
-    W0: np.ndarray,
-    W1: np.ndarray,
-    b0: np.ndarray,
-    T: np.ndarray,
-    squared_bound: float,
-    lmi_max_eigenvalue: float,
-    rng: np.random.Generator,
-    n_samples: int = N_CHECK_SAMPLES,
-) -> np.ndarray:
-    """The original's three self-checks ``ok`` of ``calculate_Lipschitz``.
-
-    ``ok[0]``: 1 if the slope-restriction quadratic form (4) is >= 0 on all
-    sampled pairs, else 0; ``ok[1]``: 1 if the LMI's largest eigenvalue is
-    <= 0, else that eigenvalue; ``ok[2]``: 1 if ``|f(x1) - f(x2)| <= L |x1 - x2|``
-    (without biases' effect on the difference) on all sampled pairs, else 0.
-    The original drew scalar inputs (n_x = 1 only); here the samples have n_x
-    components, which is the same for n_x = 1.
-    """
-    n_x = W0.shape[1]
-    x1 = rng.standard_normal((n_samples, n_x))
-    x2 = rng.standard_normal((n_samples, n_x))
-    v1 = x1 - x2
-    v2 = np.tanh(x1 @ W0.T + b0) - np.tanh(x2 @ W0.T + b0)
-    res_lip = np.sum((v2 @ W1.T) ** 2, axis=1) - squared_bound * np.sum(v1**2, axis=1)
-    Tv2 = v2 @ T  # T is symmetric
-    res_sr = 2.0 * np.sum((v1 @ W0.T) * Tv2, axis=1) - 2.0 * np.sum(v2 * Tv2, axis=1)
-    return np.array(
-        [
-            1.0 if res_sr.min() >= 0 else 0.0,
-            1.0 if lmi_max_eigenvalue <= 0 else float(lmi_max_eigenvalue),
-            1.0 if res_lip.max() <= 0 else 0.0,
-        ]
-    )
+#: Helpers this module held before it kept only the original's names: old name -> (module, name).
+_MOVED_HELPERS = {
+    "weight_pair": ("pylip.validation", "as_weight_pair"),
+    "one_hidden_layer": ("pylip.validation", "as_one_hidden_layer"),
+    "original_checks": ("pylip.lipsdp.sampling", "original_checks"),
+    "N_CHECK_SAMPLES": ("pylip.lipsdp.sampling", "N_CHECK_SAMPLES"),
+    "compiled_step": ("pylip.admm.step", "compiled_step"),
+    "clear_step_cache": ("pylip.admm.step", "clear_step_cache"),
+}
 
 
 def calculate_Lipschitz(
@@ -119,7 +62,7 @@ def calculate_Lipschitz(
         dict: ``"Lipschitz"`` (the bound L), ``"T"`` (n_h x n_h, diagonal), ``"ok"``
         (``[sr, lmi, lip]``) and ``"certificate"`` (the full :class:`~pylip.Certificate`).
     """
-    W0, W1, b0, _ = one_hidden_layer(parameters, x)
+    W0, W1, b0, _ = as_one_hidden_layer(parameters, x)
     cert = certify(
         [W0, W1], form="neuron", activation="tanh", solver=solver, margin=DEFAULT_MARGIN,
         formulation="original",
@@ -154,45 +97,6 @@ def build_T(
     return calculate_Lipschitz(parameters, dims, solver=solver, rng=rng)
 
 
-_STEP_CACHE: dict[tuple[Any, ...], LipschitzStep] = {}
-_STEP_CACHE_SIZE = 8
-
-
-def compiled_step(
-    dims: tuple[int, int, int], T: np.ndarray, mode: str, solver: str | None, beta: float = 1.0
-) -> LipschitzStep:
-    """A compiled :class:`~pylip.admm.LipschitzStep`, reused across ADMM iterations."""
-    beta = as_number(beta, "beta")
-    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver, beta)
-    step = _STEP_CACHE.get(key)
-    if step is None:
-        step = LipschitzStep(*dims, T, mode=mode, solver=solver, beta=beta)
-        if len(_STEP_CACHE) >= _STEP_CACHE_SIZE:
-            _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
-        _STEP_CACHE[key] = step
-    return step
-
-
-def clear_step_cache() -> None:
-    """Forget the compiled Lipschitz steps (e.g. after changing solver settings)."""
-    _STEP_CACHE.clear()
-
-
-def _mode(ind_Lip: Any) -> str:
-    """1 or 2, given as a number or a MATLAB-engine ``[[2.0]]``; strings, bools and 2.7 are refused."""
-    array = np.asarray(ind_Lip) if not isinstance(ind_Lip, (str, bool)) else np.asarray(None)
-    key = None
-    if array.size == 1 and array.dtype.kind in "iuf":
-        value = float(array.reshape(()))
-        key = int(value) if value.is_integer() else None
-    if key not in MODES:
-        raise InputError(
-            f"ind_Lip must be 1 (Lipschitz regularisation, eq. 9) or 2 (enforce L_des, eq. 12), "
-            f"got {ind_Lip!r}"
-        )
-    return MODES[key]
-
-
 def solve_sdp(
     parameters: Mapping[str, Any],
     x: Mapping[str, Any],
@@ -217,12 +121,12 @@ def solve_sdp(
         itself in mode 2) set.
     """
     as_mapping(x, "x", "T, rho, mu, ind_Lip and L_des")
-    W0, W1 = weight_pair(parameters, ("W0", "W1", "Y0", "Y1"))
+    W0, W1 = as_weight_pair(parameters, ("W0", "W1", "Y0", "Y1"))
     for key in ("T", "rho", "mu", "ind_Lip"):
         if key not in x:
             raise InputError(f"x has no field '{key}' (needs T, rho, mu, ind_Lip, and L_des for ind_Lip 2)")
     dims = (W0.shape[1], W0.shape[0], W1.shape[0])
-    mode = _mode(x["ind_Lip"])
+    mode = ind_Lip_mode(x["ind_Lip"])
     step = compiled_step(dims, as_matrix(x["T"], "x['T']"), mode, solver, beta)
     L_des = x.get("L_des") if mode == "enforce" else None
     result = step.solve(
@@ -246,7 +150,7 @@ def solve_SDP(
     rho: float,
     mu: float,
     ind_Lip: int,
-    L_des: float,
+    L_des: float | None,
     *,
     solver: str | None = None,
     beta: float = 1.0,
@@ -287,11 +191,23 @@ def initialize_parameters(weights: Sequence[Any], biases: Sequence[Any]) -> dict
 
 
 def __getattr__(name: str) -> object:
-    """``MeinNetz`` (the original's torch network, with its methods) needs torch: imported on first use."""
+    """``MeinNetz`` (the original's torch network, with its methods) needs torch: imported on first use.
+
+    The helpers this module held before (``clear_step_cache``, ...) still answer, with a
+    :class:`DeprecationWarning` naming their module today.
+    """
     if name == "MeinNetz":
         import pylip
 
         return pylip.MeinNetz
+    if name in _MOVED_HELPERS:
+        module, new = _MOVED_HELPERS[name]
+        warnings.warn(
+            f"pylip.original.{name} moved to {module}.{new}; import it from there",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module), new)
     raise AttributeError(f"module 'pylip.original' has no attribute {name!r}")
 
 

@@ -127,6 +127,86 @@ def as_weight_list(weights: Sequence[Any], name: str = "weights", *, min_layers:
     return matrices
 
 
+def as_shaped(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """:func:`as_matrix`, of exactly the ``shape`` the network asks for."""
+    matrix = as_matrix(value, name)
+    if matrix.shape != tuple(shape):
+        raise InputError(f"{name} must have shape {tuple(shape)} for this network, got {matrix.shape}")
+    return matrix
+
+
+def as_layer_list(values: Any, name: str, shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """One matrix per layer, of the given ``shapes`` (a Lipschitz step's ``W`` or ``Y``)."""
+    expected = [tuple(shape) for shape in shapes]
+    if isinstance(values, (np.ndarray, str, bytes, Mapping)) or not isinstance(values, Sequence):
+        raise InputError(
+            f"{name} must be a list of {len(expected)} matrices (one per layer, shapes {expected}), "
+            f"got {type(values).__name__}"
+        )
+    if len(values) != len(expected):
+        raise InputError(
+            f"{name} must be a list of {len(expected)} matrices (one per layer, shapes {expected}), "
+            f"got {type(values).__name__} of length {len(values)}"
+        )
+    return [as_shaped(value, f"{name}[{k}]", shape) for k, (value, shape) in enumerate(zip(values, expected))]
+
+
+def as_step_multiplier(t: Any, n_hidden: int, margin: float) -> np.ndarray:
+    """The diagonal ``t`` of a Lipschitz step's fixed multiplier ``T``, for the step solvers.
+
+    ``n_hidden`` finite entries (a diagonal ``n_hidden x n_hidden`` matrix is read as
+    its diagonal), each ``> margin/2``: the LMI asks ``-2T <= -margin I``.
+    """
+    try:
+        t = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"t must be a vector of {n_hidden} positive numbers: {exc}") from None
+    if t.ndim == 2 and t.shape == (n_hidden, n_hidden):
+        if np.any(t - np.diag(np.diag(t)) != 0):
+            raise InputError("T must be diagonal (Theorem 1 needs T in D_n)")
+        t = np.diag(t).copy()
+    if t.shape != (n_hidden,):
+        raise InputError(
+            f"t must hold one entry per hidden neuron ({n_hidden}, the diagonal of T), got shape {t.shape}"
+        )
+    if not np.all(np.isfinite(t)):
+        raise InputError("t must be finite")
+    bad = np.flatnonzero(2.0 * t - margin <= 0)
+    if bad.size:
+        raise InputError(
+            f"t must be > margin/2 >= 0 (the LMI asks -2T <= -margin I); not so at neurons {bad.tolist()}"
+        )
+    return t
+
+
+def as_step_settings(
+    mode: str, *, beta: Any, margin: Any, mu_over_rho: Any, squared_bound: Any
+) -> tuple[float, float, float | None, float | None]:
+    """``(beta, margin, mu_over_rho, squared_bound)`` of a Lipschitz step solver, checked.
+
+    ``beta > 0``; ``0 <= margin < 1`` (the output block ``-I`` must stay below
+    ``-margin I``); the enforce mode (eq. 12) takes ``squared_bound = L_des^2 >
+    margin`` and returns ``mu_over_rho = None``, the regularize mode (eq. 9)
+    takes ``mu_over_rho > 0`` and returns ``squared_bound = None``.
+    """
+    beta, margin = as_number(beta, "beta"), as_number(margin, "margin")
+    if not beta > 0:
+        raise InputError(f"beta must be > 0 (the activation's largest slope), got {beta}")
+    if not 0.0 <= margin < 1.0:
+        raise InputError(f"margin must be in [0, 1), got {margin}")
+    if mode == "enforce":
+        if squared_bound is None or not math.isfinite(squared_bound) or not squared_bound > margin:
+            raise InputError(f"squared_bound (L_des^2) must be a finite number > margin, got {squared_bound}")
+        return beta, margin, None, float(squared_bound)
+    if mode == "regularize":
+        if mu_over_rho is None or not math.isfinite(mu_over_rho) or not mu_over_rho > 0:
+            raise InputError(
+                f"mu_over_rho must be a finite number > 0 in the regularize mode, got {mu_over_rho}"
+            )
+        return beta, margin, float(mu_over_rho), None
+    raise InputError(f"mode must be 'regularize' or 'enforce', got {mode!r}")
+
+
 def as_dim(value: Any, name: str) -> int:
     """A dimension given as int, float, or a MATLAB-engine style ``[[n]]``."""
     array = np.asarray(value) if value is not None else np.asarray(None, dtype=object)
@@ -236,3 +316,42 @@ def as_certificate_of(value: Any, name: str, matrices: Sequence[np.ndarray]) -> 
             f"{'-'.join(map(str, sizes))}: pass the certificate of these weights"
         )
     return value
+
+
+def as_weight_pair(parameters: Mapping[str, Any], required: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``W0, W1`` of an original ``parameters`` dict, after checking its ``required`` fields."""
+    as_mapping(parameters, "parameters", ", ".join(required) + " (initialize_parameters builds them)")
+    for key in required:
+        if key not in parameters:
+            raise InputError(f"parameters has no field '{key}' (needs {', '.join(required)})")
+    W0 = as_matrix(parameters["W0"], "parameters['W0']")
+    W1 = as_matrix(parameters["W1"], "parameters['W1']")
+    if W1.shape[1] != W0.shape[0]:
+        raise InputError(
+            f"parameters['W1'] has {W1.shape[1]} columns but parameters['W0'] has "
+            f"{W0.shape[0]} rows: W0 is n_h x n_x and W1 is n_y x n_h"
+        )
+    return W0, W1
+
+
+def as_one_hidden_layer(
+    parameters: Mapping[str, Any], dims: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``W0, W1, b0, b1`` from an original ``parameters`` dict, checked against ``dims``."""
+    W0, W1 = as_weight_pair(parameters, ("W0", "W1", "b0", "b1"))
+    if dims is not None:
+        as_mapping(dims, "x", "n_x, n_h, n_y")
+    b0 = as_vector(parameters["b0"], "parameters['b0']", W0.shape[0])
+    b1 = as_vector(parameters["b1"], "parameters['b1']", W1.shape[0])
+    if dims is not None:
+        expected = {"n_x": W0.shape[1], "n_h": W0.shape[0], "n_y": W1.shape[0]}
+        for key, actual in expected.items():
+            if key not in dims:
+                raise InputError(f"x has no field '{key}' (needs n_x, n_h, n_y)")
+            given = as_dim(dims[key], f"x['{key}']")
+            if given != actual:
+                raise InputError(
+                    f"x['{key}'] = {given} does not match the weights ({key} = {actual} "
+                    "from W0 (n_h x n_x) and W1 (n_y x n_h))"
+                )
+    return W0, W1, b0, b1

@@ -80,11 +80,15 @@ def _defined_at_top_level(path: Path) -> set[str]:
 
 def test_the_admm_package_keeps_the_one_layer_steps_public_names() -> None:
     import pylip.admm
+    import pylip.admm.family as family
+    import pylip.admm.result as result
     import pylip.admm.step as step
 
-    assert _defined_at_top_level(_module_file("pylip.admm.step")) == set(pylip.admm.__all__)
+    family_names = set(family.__all__) | set(result.__all__)
+    assert _defined_at_top_level(_module_file("pylip.admm.step")) == set(pylip.admm.__all__) - family_names
     for name in pylip.admm.__all__:
-        assert getattr(pylip.admm, name) is getattr(step, name)
+        home = family if name in family.__all__ else result if name in result.__all__ else step
+        assert getattr(pylip.admm, name) is getattr(home, name)
 
 
 def test_unknown_attribute_is_still_an_attribute_error() -> None:
@@ -100,3 +104,15 @@ def test_original_holds_the_originals_network_too() -> None:
     assert pylip.original.MeinNetz is MeinNetz
     with pytest.raises(AttributeError, match="no attribute 'certify_split'"):
         pylip.original.certify_split  # noqa: B018
+
+
+def test_original_defines_the_originals_names_and_nothing_else() -> None:
+    import pylip.admm.step
+    import pylip.original as original
+    import pylip.validation
+
+    assert _defined_at_top_level(_module_file("pylip.original")) == set(original.__all__)
+    with pytest.warns(DeprecationWarning, match=r"pylip\.admm\.step\.clear_step_cache"):
+        assert original.clear_step_cache is pylip.admm.step.clear_step_cache
+    with pytest.warns(DeprecationWarning, match=r"pylip\.validation\.as_weight_pair"):
+        assert original.weight_pair is pylip.validation.as_weight_pair

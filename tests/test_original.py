@@ -49,7 +49,7 @@ def test_checks_work_for_several_inputs_and_are_seedable():
 
 def test_ok_flags_detect_a_wrong_bound():
     """The sampled Lipschitz check fails when fed a bound below the true constant."""
-    from pylip.original import original_checks
+    from pylip.lipsdp.sampling import original_checks
 
     W0a, W1a, b0 = np.array([[2.0], [1.0]]), np.array([[1.0, 1.0]]), np.zeros(2)
     ok = original_checks(W0a, W1a, b0, np.eye(2), 0.01, 0.5, np.random.default_rng(0))

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from ..errors import InputError, SolverError
+from ..errors import SolverError
+from ..validation import as_step_multiplier, as_step_settings
 
 GROWTH = 100.0  # barrier weight factor per centring
 CENTRED = 1e-4  # a centring ends when half the squared Newton decrement is below this
@@ -208,20 +209,11 @@ def _validated(
     squared_bound: float | None,
     margin: float,
 ) -> _Barrier:
-    if mode not in ("regularize", "enforce"):
-        raise InputError(f"mode must be 'regularize' or 'enforce', got {mode!r}")
-    t = np.asarray(t, dtype=np.float64)
-    if t.ndim != 1 or t.size != sum(np.asarray(g).shape[0] for g in targets[:-1]):
-        raise InputError(f"t must hold one entry per hidden neuron, got shape {t.shape}")
-    if np.any(2.0 * t - margin <= 0):
-        raise InputError("t must be > margin/2 (the LMI asks -2T <= -eps I)")
-    if mode == "enforce":
-        if squared_bound is None or not squared_bound > margin:
-            raise InputError(f"squared_bound (L_des^2) must be > margin, got {squared_bound}")
-        return _Barrier(targets, t, beta, margin, None, float(squared_bound))
-    if mu_over_rho is None or not mu_over_rho > 0:
-        raise InputError(f"mu_over_rho must be > 0 in the regularize mode, got {mu_over_rho}")
-    return _Barrier(targets, t, beta, margin, float(mu_over_rho), None)
+    beta, margin, cap, squared = as_step_settings(
+        mode, beta=beta, margin=margin, mu_over_rho=mu_over_rho, squared_bound=squared_bound
+    )
+    n_hidden = sum(np.asarray(g).shape[0] for g in targets[:-1])
+    return _Barrier(targets, as_step_multiplier(t, n_hidden, margin), beta, margin, cap, squared)
 
 
 def _initial_point(problem: _Barrier) -> tuple[list[np.ndarray], float]:

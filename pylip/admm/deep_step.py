@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import cvxpy as cp
@@ -60,8 +59,9 @@ from ..lipsdp import lmi, memory, solvers
 from ..lipsdp.certificate import DEFAULT_MARGIN
 from ..lipsdp.repair import secure_step
 from ..lipsdp.solvers import SolveInfo, resolve_solver, solve, value_of
-from ..validation import as_matrix, as_scalar
+from ..validation import as_layer_list, as_matrix, as_scalar
 from .deep_fast_step import solve_deep_step
+from .result import LayerStepResult
 from .step import checked_step_settings, step_objective
 
 logger = logging.getLogger(__name__)
@@ -77,29 +77,8 @@ FALLBACK_OPTIONS: dict[str, list[dict[str, float]]] = {
 }
 
 
-@dataclass(frozen=True)
-class DeepStepResult:
-    """Outcome of one multi-layer Lipschitz step (10b) and dual update (10c).
-
-    ``W_bar`` satisfies ``P(squared_bound, T) <= 0`` in float64 with the
-    step's ``T`` (``max_eigenvalue <= 0``); ``Y`` holds the dual-updated
-    multipliers ``Y_k + rho (W_k - W_bar_k)``.
-    """
-
-    W_bar: list[np.ndarray]
-    Y: list[np.ndarray]
-    squared_bound: float
-    status: str
-    solve_time: float
-    max_eigenvalue: float
-    repaired: bool
-    # solved at looser tolerances after a solver failure (see DeepLipschitzStep._solve)
-    fallback: bool = False
-
-    @property
-    def bound(self) -> float:
-        """``L`` with ``L**2 >= squared_bound``, so the LMI also holds at ``bound**2``."""
-        return lmi.sqrt_up(self.squared_bound)
+#: The multi-layer step's result is the family's one result type (:mod:`pylip.admm.result`).
+DeepStepResult = LayerStepResult
 
 
 def check_layer_sizes(layer_sizes: Sequence[Any]) -> tuple[int, ...]:
@@ -498,6 +477,10 @@ class DeepLipschitzStep:
             fallback=fallback,
         )
 
+    def solve_layers(self, *args: Any, **kwargs: Any) -> LayerStepResult:
+        """:meth:`solve` (its arguments), under the step family's name (:mod:`pylip.admm.family`)."""
+        return self.solve(*args, **kwargs)
+
     def _structured_applies(self, mu: float) -> bool:
         return self.method == "structured" and (self.mode == "enforce" or mu > 0)
 
@@ -587,19 +570,7 @@ class DeepLipschitzStep:
         return list(point.weights), squared_out, top, point.repaired
 
     def _shaped(self, values: Sequence[Any], name: str) -> list[np.ndarray]:
-        if isinstance(values, np.ndarray) or len(values) != len(self.shapes):
-            raise InputError(
-                f"{name} must be a list of {len(self.shapes)} matrices (one per layer, shapes "
-                f"{self.shapes}), got {type(values).__name__}"
-                + ("" if isinstance(values, np.ndarray) else f" of length {len(values)}")
-            )
-        out = []
-        for k, (value, shape) in enumerate(zip(values, self.shapes)):
-            matrix = as_matrix(value, f"{name}[{k}]")
-            if matrix.shape != shape:
-                raise InputError(f"{name}[{k}] must have shape {shape} for this network, got {matrix.shape}")
-            out.append(matrix)
-        return out
+        return as_layer_list(values, name, self.shapes)
 
 
 def _chosen_method(method: str, solver: str | None, n_layers: int) -> str:

@@ -53,7 +53,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import InputError, SolverError
-from ..validation import as_matrix
+from ..validation import as_matrix, as_step_multiplier, as_step_settings
 
 CENTERING = 1.0  # a Newton step with decrement <= CENTERING * mu_b ends the centring
 SHRINK = 0.1  # the barrier weight's factor per outer iteration
@@ -203,43 +203,13 @@ def _validated(
     n_y = G1.shape[0]
     if G1.shape[1] != n_h:
         raise InputError(f"G1 must be n_y x n_h with n_h = {n_h} (the rows of G0), got shape {G1.shape}")
-    try:
-        t = np.asarray(t, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"t must be a vector of {n_h} positive numbers: {exc}") from None
-    if t.ndim == 2 and t.shape == (n_h, n_h):
-        if np.any(t - np.diag(np.diag(t)) != 0):
-            raise InputError("T must be diagonal (Theorem 1 needs T in D_n)")
-        t = np.diag(t).copy()
-    if t.shape != (n_h,):
-        raise InputError(f"t must be a vector of length n_h = {n_h} (the diagonal of T), got shape {t.shape}")
-    if not np.all(np.isfinite(t)):
-        raise InputError("t must be finite")
-    margin = float(margin)
-    if not 0.0 <= margin < 1.0:
-        raise InputError(f"margin must be in [0, 1), got {margin}")
-    bad = np.flatnonzero(2.0 * t - margin <= 0)
-    if bad.size:
-        raise InputError(
-            f"t must be > margin/2 > = 0 (LMI 7 asks -2T <= -eps I); non-positive at neurons {bad.tolist()}"
-        )
-    beta = float(beta)
-    if not (beta > 0 and np.isfinite(beta)):
-        raise InputError(f"beta must be > 0 (the activation's largest slope), got {beta}")
+    beta, margin, trace_cap, squared = as_step_settings(
+        mode, beta=beta, margin=margin, mu_over_rho=mu_over_rho, squared_bound=squared_bound
+    )
+    t = as_step_multiplier(t, n_h, margin)
     d = np.concatenate([np.full(n_x, -margin), np.full(n_y, 1.0 - margin)])
-    trace_cap: float | None = None
-    if mode == "enforce":
-        if squared_bound is None or not np.isfinite(squared_bound) or squared_bound <= margin:
-            raise InputError(f"squared_bound (L_des^2) must be a finite number > margin, got {squared_bound}")
-        d[:n_x] += float(squared_bound)
-    elif mode == "regularize":
-        if mu_over_rho is None or not np.isfinite(mu_over_rho) or mu_over_rho <= 0:
-            raise InputError(
-                f"mu_over_rho must be a finite number > 0 in the regularize mode, got {mu_over_rho}"
-            )
-        trace_cap = float(mu_over_rho)
-    else:
-        raise InputError(f"mode must be 'regularize' or 'enforce', got {mode!r}")
+    if squared is not None:  # enforce (eq. 12): L^2 = L_des^2 fixed
+        d[:n_x] += squared
     z0 = np.hstack([G0, G1.T])
     s = np.hstack([np.outer(beta * t, np.ones(n_x)), np.ones((n_h, n_y))])
     return _Problem(z0=z0, s=s, c=2.0 * t - margin, d=d, n_x=n_x, trace_cap=trace_cap, margin=margin)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +37,9 @@ from ..lipsdp import lmi, memory
 from ..lipsdp.certificate import DEFAULT_MARGIN, fallback_solvers
 from ..lipsdp.repair import secure_step
 from ..lipsdp.solvers import SOLVER_ENV_VAR, SolveInfo, resolve_solver, solve, value_of
-from ..validation import as_dim, as_matrix, as_number, as_scalar
+from ..validation import as_dim, as_layer_list, as_matrix, as_number, as_scalar, as_shaped
 from .fast_step import solve_step_dual
+from .result import LayerStepResult
 
 MODES = {1: "regularize", 2: "enforce"}
 # From this width on (and n_h >= n_x + n_y) the dual solver of pylip.fast_step takes the
@@ -70,6 +72,28 @@ class StepResult:
     def bound(self) -> float:
         """``L`` with ``L**2 >= squared_bound``, so (7) also holds at ``bound**2``."""
         return lmi.sqrt_up(self.squared_bound)
+
+    @property
+    def W_bar(self) -> list[np.ndarray]:  # noqa: N802
+        """``[W0_bar, W1_bar]``: the layer list of the step family (:mod:`pylip.admm.family`)."""
+        return [self.W0_bar, self.W1_bar]
+
+    @property
+    def Y(self) -> list[np.ndarray]:  # noqa: N802
+        """``[Y0, Y1]``: the layer list of the step family (:mod:`pylip.admm.family`)."""
+        return [self.Y0, self.Y1]
+
+    def as_layers(self) -> LayerStepResult:
+        """This result as the step family's one result type."""
+        return LayerStepResult(
+            W_bar=self.W_bar,
+            Y=self.Y,
+            squared_bound=self.squared_bound,
+            status=self.status,
+            solve_time=self.solve_time,
+            max_eigenvalue=self.max_eigenvalue,
+            repaired=self.repaired,
+        )
 
 
 def check_multiplier(T: Any, n_h: int, *, name: str = "T") -> np.ndarray:
@@ -197,8 +221,8 @@ class LipschitzStep:
     ) -> StepResult:
         """One Lipschitz step (10b) at the current weights ``W`` and multipliers ``Y``, then (10c)."""
         n_x, n_h, n_y = self.dims
-        W0, W1 = _shaped(W0, "W0", (n_h, n_x)), _shaped(W1, "W1", (n_y, n_h))
-        Y0, Y1 = _shaped(Y0, "Y0", (n_h, n_x)), _shaped(Y1, "Y1", (n_y, n_h))
+        W0, W1 = as_shaped(W0, "W0", (n_h, n_x)), as_shaped(W1, "W1", (n_y, n_h))
+        Y0, Y1 = as_shaped(Y0, "Y0", (n_h, n_x)), as_shaped(Y1, "Y1", (n_y, n_h))
         rho, mu, L_des = checked_step_settings(self.mode, rho, mu, L_des)
         target0, target1 = W0 + Y0 / rho, W1 + Y1 / rho
         if L_des is not None:
@@ -221,6 +245,33 @@ class LipschitzStep:
             max_eigenvalue=top,
             repaired=repaired,
         )
+
+    @property
+    def layer_sizes(self) -> tuple[int, int, int]:
+        """``(n_x, n_h, n_y)``, as the step family names the sizes (:mod:`pylip.admm.family`)."""
+        return self.dims
+
+    def set_T(self, T: Any) -> None:  # noqa: N802
+        """Use another fixed multiplier from now on (Remark 3); the compiled problem is kept."""
+        self.T = check_multiplier(T, self.dims[1])
+        self.t.value = np.diag(self.T).copy()
+
+    def solve_layers(
+        self,
+        weights: Sequence[Any],
+        multipliers: Sequence[Any] | None,
+        *,
+        rho: float,
+        mu: float = 0.0,
+        L_des: float | None = None,
+    ) -> LayerStepResult:
+        """:meth:`solve` with ``[W0, W1]`` and ``[Y0, Y1]`` (``None``: zeros), as the step family calls it."""
+        n_x, n_h, n_y = self.dims
+        shapes = [(n_h, n_x), (n_y, n_h)]
+        W0, W1 = as_layer_list(weights, "weights", shapes)
+        zeros = [np.zeros(shape) for shape in shapes]
+        Y0, Y1 = zeros if multipliers is None else as_layer_list(multipliers, "multipliers", shapes)
+        return self.solve(W0, W1, Y0, Y1, rho=rho, mu=mu, L_des=L_des).as_layers()
 
     def _solve_sdp(
         self, target0: np.ndarray, target1: np.ndarray, mu_over_rho: float, L_des: float | None
@@ -407,8 +458,43 @@ def _use_fast_step(fast: bool | None, solver: str | None, n_x: int, n_h: int, n_
     return not named and n_h >= max(FAST_STEP_MIN_HIDDEN, n_x + n_y)
 
 
-def _shaped(value: Any, name: str, shape: tuple[int, int]) -> np.ndarray:
-    matrix = as_matrix(value, name)
-    if matrix.shape != shape:
-        raise InputError(f"{name} must have shape {shape} for this network, got {matrix.shape}")
-    return matrix
+_STEP_CACHE: dict[tuple[Any, ...], LipschitzStep] = {}
+_STEP_CACHE_SIZE = 8
+
+
+def compiled_step(
+    dims: tuple[int, int, int], T: np.ndarray, mode: str, solver: str | None, beta: float = 1.0
+) -> LipschitzStep:
+    """A compiled :class:`~pylip.admm.LipschitzStep`, reused across ADMM iterations."""
+    beta = as_number(beta, "beta")
+    key = (dims, np.asarray(T, dtype=np.float64).tobytes(), np.shape(T), mode, solver, beta)
+    step = _STEP_CACHE.get(key)
+    if step is None:
+        step = LipschitzStep(*dims, T, mode=mode, solver=solver, beta=beta)
+        if len(_STEP_CACHE) >= _STEP_CACHE_SIZE:
+            _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
+        _STEP_CACHE[key] = step
+    return step
+
+
+def clear_step_cache() -> None:
+    """Forget the compiled Lipschitz steps (e.g. after changing solver settings)."""
+    _STEP_CACHE.clear()
+
+
+def ind_Lip_mode(ind_Lip: Any) -> str:  # noqa: N802
+    """The step's mode for the original's ``ind_Lip``: 1 ``"regularize"``, 2 ``"enforce"``.
+
+    Given as a number or a MATLAB-engine ``[[2.0]]``; strings, bools and 2.7 are refused.
+    """
+    array = np.asarray(ind_Lip) if not isinstance(ind_Lip, (str, bool)) else np.asarray(None)
+    key = None
+    if array.size == 1 and array.dtype.kind in "iuf":
+        value = float(array.reshape(()))
+        key = int(value) if value.is_integer() else None
+    if key not in MODES:
+        raise InputError(
+            f"ind_Lip must be 1 (Lipschitz regularisation, eq. 9) or 2 (enforce L_des, eq. 12), "
+            f"got {ind_Lip!r}"
+        )
+    return MODES[key]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import original as compat
+from ..admm.step import clear_step_cache
 from ..errors import PylipError
 from ..lipsdp.solvers import SUPPORTED_SOLVERS, mosek_available, resolve_solver
 from .reference_data import certificate_output, solve_sdp_arguments, solve_sdp_calls, unit_cases
@@ -55,7 +56,7 @@ def _relative(actual: np.ndarray, expected: np.ndarray) -> float:
 def solver_parity(solver: str) -> SolverParity:
     """Repeat every reference call with ``solver`` and record the largest deviations."""
     result = SolverParity(solver)
-    compat.clear_step_cache()
+    clear_step_cache()
     for case in unit_cases():
         expected = certificate_output(case)
         parameters = {k: case["inputs"][k] for k in ("W0", "W1", "b0", "b1")}

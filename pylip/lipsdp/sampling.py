@@ -17,6 +17,7 @@ from .activations import get_activation
 
 CHUNK = 2000  # sampled points per batch of Jacobians
 MAX_SAMPLES = 10**8
+N_CHECK_SAMPLES = 10_000  # the original calculate_Lipschitz's sample count for its checks
 
 
 def as_generator(rng: np.random.Generator | int | None, default_seed: int = 0) -> np.random.Generator:
@@ -124,3 +125,39 @@ def sampled_local_lower_bound(
     )
     points = np.vstack([x0[None, :], inside, on_sphere])
     return float(jacobian_norms(matrices, vectors, points, activation).max())
+
+
+def original_checks(
+    W0: np.ndarray,
+    W1: np.ndarray,
+    b0: np.ndarray,
+    T: np.ndarray,
+    squared_bound: float,
+    lmi_max_eigenvalue: float,
+    rng: np.random.Generator,
+    n_samples: int = N_CHECK_SAMPLES,
+) -> np.ndarray:
+    """The original's three self-checks ``ok`` of ``calculate_Lipschitz``.
+
+    ``ok[0]``: 1 if the slope-restriction quadratic form (4) is >= 0 on all
+    sampled pairs, else 0; ``ok[1]``: 1 if the LMI's largest eigenvalue is
+    <= 0, else that eigenvalue; ``ok[2]``: 1 if ``|f(x1) - f(x2)| <= L |x1 - x2|``
+    (without biases' effect on the difference) on all sampled pairs, else 0.
+    The original drew scalar inputs (n_x = 1 only); here the samples have n_x
+    components, which is the same for n_x = 1.
+    """
+    n_x = W0.shape[1]
+    x1 = rng.standard_normal((n_samples, n_x))
+    x2 = rng.standard_normal((n_samples, n_x))
+    v1 = x1 - x2
+    v2 = np.tanh(x1 @ W0.T + b0) - np.tanh(x2 @ W0.T + b0)
+    res_lip = np.sum((v2 @ W1.T) ** 2, axis=1) - squared_bound * np.sum(v1**2, axis=1)
+    Tv2 = v2 @ T  # T is symmetric
+    res_sr = 2.0 * np.sum((v1 @ W0.T) * Tv2, axis=1) - 2.0 * np.sum(v2 * Tv2, axis=1)
+    return np.array(
+        [
+            1.0 if res_sr.min() >= 0 else 0.0,
+            1.0 if lmi_max_eigenvalue <= 0 else float(lmi_max_eigenvalue),
+            1.0 if res_lip.max() <= 0 else 0.0,
+        ]
+    )

@@ -8,10 +8,11 @@ For a torch MLP ``f(x) = W_l phi(... phi(W0 x + b0) ...) + b_l`` (an
   (problem 9, ``mode="regularize"``) or an enforced bound (problem 12,
   ``mode="enforce"``): the W step (10a) by the configured optimiser on
   ``loss + sum_k rho/2 ||W_k - W_bar_k||^2 + tr(Y_k'(W_k - W_bar_k))``, the
-  Lipschitz step (10b) and dual update (10c) by
-  :class:`pylip.deep_admm.DeepLipschitzStep` with a fixed diagonal multiplier
-  ``T`` (Remark 4), optionally re-solved for the current ``W_bar`` every few
-  iterations (Remark 3).
+  Lipschitz step (10b) and dual update (10c) by a step of the family
+  :func:`pylip.admm.family.lipschitz_step` (the multi-layer
+  :class:`~pylip.admm.deep_step.DeepLipschitzStep`) with a fixed diagonal
+  multiplier ``T`` (Remark 4), optionally re-solved for the current ``W_bar``
+  every few iterations (Remark 3), in the shared loop :func:`pylip.admm.loop.run_admm`.
 
 In the enforce mode the ``W_bar`` network satisfies the LipSDP-Neuron LMI at
 ``L_des`` after every iteration (Theorem 8, for ``l`` hidden layers): its
@@ -36,16 +37,16 @@ from tqdm.auto import tqdm
 
 from ..admm.deep_step import (
     MODES,
-    DeepLipschitzStep,
     certificate_max_eigenvalue,
     feasible_shrink,
     multiplier_vector,
     positive_multiplier,
 )
+from ..admm.family import SupportsLipschitzStep, lipschitz_step
+from ..admm.loop import certificate_for_T, fixed_T_bound, run_admm, update_T
+from ..admm.result import LayerStepResult
 from ..errors import CertificateError, InputError, SolverError, TrainingError
-from ..lipsdp import lmi
 from ..lipsdp.activations import get_activation
-from ..lipsdp.certificate import certify
 from ..lipsdp.solvers import resolve_solver
 from ..validation import as_count, as_number
 from .threads import with_training_threads
@@ -519,161 +520,165 @@ def train_lipschitz(
     activation = mlp_activation(model)
     beta = get_activation(activation).beta
     Xt, yt = _prepare_data(model, X, y, fit_config.loss)
-    linears = _linears(model)
     W = mlp_weights(model)
     sizes = (W[0].shape[1], *(w.shape[0] for w in W))
     n_hidden = int(sum(sizes[1:-1]))
     if admm.initial_T is None:
-        t = multiplier_vector(
-            positive_multiplier(_certify(W, activation, admm.solver, "initial weights").T), n_hidden
-        )
+        initial = certificate_for_T(W, activation, admm.solver, "initial weights")
+        t = multiplier_vector(positive_multiplier(initial.T), n_hidden)
     else:
         given = multiplier_vector(admm.initial_T, n_hidden, name="ADMMConfig.initial_T", allow_zero=True)
         t = np.diag(positive_multiplier(given))  # zero entries of a certificate's T floored
-    step = DeepLipschitzStep(sizes, np.diag(t), mode=admm.mode, beta=beta, solver=admm.solver)
-    L_des = None if admm.L_des is None else float(admm.L_des)
-    W_bar = [w.copy() for w in W]
-    Y = [np.zeros_like(w) for w in W]
-    epochs = _Epochs(model, Xt, yt, fit_config)
-    dtype = linears[0].weight.dtype
-    history: list[dict[str, Any]] = []
-    squared = L_des**2 if L_des is not None else float("nan")
-
-    with tqdm(range(1, admm.iterations + 1), disable=not progress, unit="ADMM it") as bar:
-        for it in bar:
-            where = f"ADMM iteration {it}/{admm.iterations}"
-            T_updated = T_rejected = False
-            T_time = 0.0
-            if admm.T_update_every is not None and it > 1 and (it - 1) % admm.T_update_every == 0:
-                start = time.perf_counter()
-                T_updated, T_rejected = _update_T(step, W_bar, activation, admm, squared, where)
-                T_time = time.perf_counter() - start
-            targets = [torch.as_tensor(w, dtype=dtype) for w in W_bar]
-            duals = [torch.as_tensor(v, dtype=dtype) for v in Y]
-            rho = float(admm.rho)
-
-            def penalty(
-                targets: list[torch.Tensor] = targets, duals: list[torch.Tensor] = duals, rho: float = rho
-            ) -> torch.Tensor:
-                total = torch.zeros((), dtype=dtype)
-                for lin, target, dual in zip(linears, targets, duals):
-                    diff = lin.weight - target
-                    total = total + 0.5 * rho * diff.pow(2).sum() + (dual * diff).sum()
-                return total
-
-            loss = float("nan")
-            before = mlp_weights(model)
-            for epoch in range(admm.epochs_per_iteration):
-                loss = epochs.run(penalty, f"{where}, W step (10a) epoch {epoch + 1}")
-            W = mlp_weights(model)
-            growth = _w_step_growth(before, W)
-            if not math.isfinite(growth):
-                raise TrainingError(_diverged_w_step(where, growth, fit_config, rho))
-            try:
-                result = step.solve(W, Y, rho=rho, mu=admm.mu, L_des=L_des)
-            except SolverError as exc:
-                if growth > W_STEP_BLOW_UP:
-                    raise TrainingError(_diverged_w_step(where, growth, fit_config, rho)) from exc
-                raise SolverError(f"{where}, Lipschitz step (10b): {exc}", status=exc.status) from exc
-            except CertificateError as exc:
-                if growth > W_STEP_BLOW_UP:
-                    raise TrainingError(_diverged_w_step(where, growth, fit_config, rho)) from exc
-                raise TrainingError(f"{where}, Lipschitz step (10b): {exc}") from exc
-            W_bar, Y, squared = result.W_bar, result.Y, result.squared_bound
-            record = {
-                "iteration": it,
-                "loss": loss,
-                "loss_bar": _loss_of(model, W_bar, Xt, yt, fit_config.loss),
-                "squared_bound": squared,
-                "bound": result.bound,
-                "bound_T": _fixed_T_bound(W_bar, step.t, beta),
-                "step_time": result.solve_time,
-                "T_updated": T_updated,
-                "T_rejected": T_rejected,
-                "T_update_time": T_time,
-                "max_eigenvalue": result.max_eigenvalue,
-                "residual": float(np.sqrt(sum(np.sum((w - wb) ** 2) for w, wb in zip(W, W_bar)))),
-                "status": result.status,
-                "repaired": result.repaired,
-            }
-            history.append(record)
-            logger.info(
-                "%s: loss %.5g, loss(W_bar) %.5g, bound %.5g (with T: %.5g), ||W - W_bar|| %.3g, "
-                "step %.2f s%s",
-                where,
-                loss,
-                record["loss_bar"],
-                record["bound"],
-                record["bound_T"],
-                record["residual"],
-                record["step_time"],
-                ", T updated" if T_updated else "",
-            )
-            bar.set_postfix(loss=f"{loss:.4g}", bound=f"{record['bound_T']:.4g}")
-            if callback is not None:
-                extra = {"W_bar": [w.copy() for w in W_bar], "W": W, "Y": [v.copy() for v in Y], "T": step.T}
-                if callback({**record, **extra}) is True:
-                    logger.info("%s: stopped by the callback", where)
-                    break
-
-    bar_model, bound = _bar_network(model, W_bar, step.t, beta, L_des)
-    model.eval()
-    return LipschitzTrainingResult(model=bar_model, bound=bound, T=step.T, history=history, W_model=model)
-
-
-def _certify(W: list[np.ndarray], activation: str, solver: str | None, what: str) -> Any:
-    try:
-        return certify(W, activation=activation, form="neuron", solver=solver)
-    except (SolverError, CertificateError) as exc:
-        raise type(exc)(f"certificate of the {what} (for T): {exc}") from exc
-
-
-def _update_T(
-    step: DeepLipschitzStep,
-    W_bar: list[np.ndarray],
-    activation: str,
-    admm: ADMMConfig,
-    squared: float,
-    where: str,
-) -> tuple[bool, bool]:
-    """Remark 3: re-solve the certificate SDP for ``T`` at ``W_bar``; returns (updated, rejected)."""
-    cert = _certify(W_bar, activation, admm.solver, f"W_bar before {where}")
-    candidate = np.diag(positive_multiplier(cert.T))
-    beta = step.beta
-    if admm.mode == "enforce":
-        ok = (
-            cert.bound <= float(admm.L_des or 0.0)
-            and certificate_max_eigenvalue(W_bar, candidate, squared, beta) <= 0.0
-        )
-    else:  # keep the better of the two multipliers for the current W_bar
-        ok = _fixed_T_bound(W_bar, candidate, beta) <= _fixed_T_bound(W_bar, step.t, beta)
-    if ok:
-        step.set_T(candidate)
-        logger.info("%s: T re-solved at W_bar (certificate %.6g)", where, cert.bound)
-        return True, False
-    logger.warning(
-        "%s: the re-solved T (certificate %.6g) does not certify W_bar at the current bound in float64; "
-        "keeping the old T",
-        where,
-        cert.bound,
+    # formulation="layers": the multi-layer step for every depth, one hidden layer included
+    # (its input reduction and solver path are what this trainer has always run)
+    step = lipschitz_step(
+        sizes, np.diag(t), mode=admm.mode, beta=beta, solver=admm.solver, formulation="layers"
     )
-    return False, True
+    with tqdm(range(1, admm.iterations + 1), disable=not progress, unit="ADMM it") as bar:
+        training = _LipschitzTraining(model, (Xt, yt), (admm, fit_config), step, activation, bar, callback)
+        run_admm(training, bar, T_update_every=admm.T_update_every)
+    L_des = training.L_des
+    bar_model, bound = _bar_network(model, training.W_bar, np.diag(step.T), beta, L_des)
+    model.eval()
+    return LipschitzTrainingResult(
+        model=bar_model, bound=bound, T=step.T, history=training.history, W_model=model
+    )
 
 
-def _fixed_T_bound(W: Sequence[np.ndarray], t: np.ndarray, beta: float, cap: float | None = None) -> float:
-    """The smallest checked ``L`` with ``P(L^2, T) <= 0`` for ``W`` (``cap`` if it holds and is smaller)."""
-    structure = lmi.network_structure(list(W))
-    squared = lmi.minimal_squared_bound(structure, np.diag(t), 0.0, beta)
-    best = float("inf")
-    if np.isfinite(squared):
-        for factor in (1.0, 1 + 1e-14, 1 + 1e-12, 1 + 1e-10, 1 + 1e-8):
-            bound = lmi.sqrt_up(squared * factor)
-            if certificate_max_eigenvalue(W, t, bound * bound, beta) <= 0.0:
-                best = bound
-                break
-    if cap is not None and cap < best and certificate_max_eigenvalue(W, t, cap * cap, beta) <= 0.0:
-        best = cap
-    return best
+class _LipschitzTraining:
+    """:func:`train_lipschitz`'s side of the ADMM scheme (:func:`pylip.admm.loop.run_admm`).
+
+    Holds ``W`` (the model's weights after the last W step), ``W_bar`` and
+    ``Y`` as float64 lists, starting at ``W_bar = W``, ``Y = 0``, and one
+    history record per iteration.
+    """
+
+    def __init__(
+        self,
+        model: nn.Sequential,
+        data: tuple[torch.Tensor, torch.Tensor],
+        configs: tuple[ADMMConfig, FitConfig],
+        step: SupportsLipschitzStep,
+        activation: str,
+        bar: Any,
+        callback: Callable[[dict[str, Any]], Any] | None,
+    ) -> None:
+        self.model, (self.X, self.y), (self.admm, self.fit_config) = model, data, configs
+        self.step, self.activation, self.bar, self.callback = step, activation, bar, callback
+        self.linears = _linears(model)
+        self.dtype = self.linears[0].weight.dtype
+        self.epochs = _Epochs(model, self.X, self.y, self.fit_config)
+        self.L_des = None if self.admm.L_des is None else float(self.admm.L_des)
+        self.W = mlp_weights(model)
+        self.W_bar = [w.copy() for w in self.W]
+        self.Y = [np.zeros_like(w) for w in self.W]
+        self.squared = self.L_des**2 if self.L_des is not None else float("nan")
+        self.history: list[dict[str, Any]] = []
+        self.loss = float("nan")
+        self.growth = 1.0
+        self.T_update: tuple[bool, bool, float] = (False, False, 0.0)
+
+    def where(self, iteration: int) -> str:
+        return f"ADMM iteration {iteration}/{self.admm.iterations}"
+
+    def update_T(self, where: str) -> None:  # noqa: N802
+        start = time.perf_counter()
+        updated, rejected = update_T(
+            self.step,
+            self.W_bar,
+            self.activation,
+            solver=self.admm.solver,
+            L_des=self.L_des,
+            squared=self.squared,
+            where=where,
+        )
+        self.T_update = (updated, rejected, time.perf_counter() - start)
+
+    def w_step(self, where: str) -> None:
+        """(10a): passes on ``loss + sum_k rho/2 ||W_k - W_bar_k||^2 + tr(Y_k'(W_k - W_bar_k))``."""
+        rho = float(self.admm.rho)
+        penalty = _admm_penalty(self.linears, self.W_bar, self.Y, rho, self.dtype)
+        before = mlp_weights(self.model)
+        for epoch in range(self.admm.epochs_per_iteration):
+            self.loss = self.epochs.run(penalty, f"{where}, W step (10a) epoch {epoch + 1}")
+        self.W = mlp_weights(self.model)
+        self.growth = _w_step_growth(before, self.W)
+        if not math.isfinite(self.growth):
+            raise TrainingError(_diverged_w_step(where, self.growth, self.fit_config, rho))
+
+    def lipschitz_step(self, where: str) -> LayerStepResult:
+        """(10b, 10c); a failure after a W step that blew the weights up is reported as that."""
+        rho = float(self.admm.rho)
+        diverged = self.growth > W_STEP_BLOW_UP
+        try:
+            result = self.step.solve_layers(self.W, self.Y, rho=rho, mu=self.admm.mu, L_des=self.L_des)
+        except SolverError as exc:
+            if diverged:
+                raise TrainingError(_diverged_w_step(where, self.growth, self.fit_config, rho)) from exc
+            raise SolverError(f"{where}, Lipschitz step (10b): {exc}", status=exc.status) from exc
+        except CertificateError as exc:
+            if diverged:
+                raise TrainingError(_diverged_w_step(where, self.growth, self.fit_config, rho)) from exc
+            raise TrainingError(f"{where}, Lipschitz step (10b): {exc}") from exc
+        self.W_bar, self.Y, self.squared = result.W_bar, result.Y, result.squared_bound
+        return result
+
+    def finish(self, iteration: int, where: str, result: LayerStepResult) -> bool:
+        T_updated, T_rejected, T_time = self.T_update
+        self.T_update = (False, False, 0.0)
+        W, W_bar, loss = self.W, self.W_bar, self.loss
+        record = {
+            "iteration": iteration,
+            "loss": loss,
+            "loss_bar": _loss_of(self.model, W_bar, self.X, self.y, self.fit_config.loss),
+            "squared_bound": self.squared,
+            "bound": result.bound,
+            "bound_T": fixed_T_bound(W_bar, np.diag(self.step.T), self.step.beta),
+            "step_time": result.solve_time,
+            "T_updated": T_updated,
+            "T_rejected": T_rejected,
+            "T_update_time": T_time,
+            "max_eigenvalue": result.max_eigenvalue,
+            "residual": float(np.sqrt(sum(np.sum((w - wb) ** 2) for w, wb in zip(W, W_bar)))),
+            "status": result.status,
+            "repaired": result.repaired,
+        }
+        self.history.append(record)
+        logger.info(
+            "%s: loss %.5g, loss(W_bar) %.5g, bound %.5g (with T: %.5g), ||W - W_bar|| %.3g, "
+            "step %.2f s%s",
+            where,
+            loss,
+            record["loss_bar"],
+            record["bound"],
+            record["bound_T"],
+            record["residual"],
+            record["step_time"],
+            ", T updated" if T_updated else "",
+        )
+        self.bar.set_postfix(loss=f"{loss:.4g}", bound=f"{record['bound_T']:.4g}")
+        if self.callback is None:
+            return False
+        copies = {"W_bar": [w.copy() for w in W_bar], "Y": [v.copy() for v in self.Y]}
+        extra = {"W_bar": copies["W_bar"], "W": W, "Y": copies["Y"], "T": self.step.T}
+        return self.callback({**record, **extra}) is True
+
+
+def _admm_penalty(
+    linears: list[nn.Linear], W_bar: list[np.ndarray], Y: list[np.ndarray], rho: float, dtype: torch.dtype
+) -> Callable[[], torch.Tensor]:
+    """The augmented-Lagrangian terms of (10a) at fixed ``W_bar``, ``Y`` (tensors built once per W step)."""
+    targets = [torch.as_tensor(w, dtype=dtype) for w in W_bar]
+    duals = [torch.as_tensor(v, dtype=dtype) for v in Y]
+
+    def penalty() -> torch.Tensor:
+        total = torch.zeros((), dtype=dtype)
+        for lin, target, dual in zip(linears, targets, duals):
+            diff = lin.weight - target
+            total = total + 0.5 * rho * diff.pow(2).sum() + (dual * diff).sum()
+        return total
+
+    return penalty
 
 
 def _bar_network(
@@ -709,7 +714,7 @@ def _bar_network(
         for lin, w in zip(linears, W_r):
             lin.weight.copy_(torch.as_tensor(w, dtype=dtype))
     bar_model.eval()
-    bound = _fixed_T_bound(W_r, t, beta, cap=L_des)
+    bound = fixed_T_bound(W_r, t, beta, cap=L_des)
     if not math.isfinite(bound):
         raise TrainingError(
             "no finite Lipschitz bound could be certified for the W_bar network with the final T"

@@ -20,34 +20,26 @@ to tensors once per W step instead of once per SGD step).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, overload
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from .. import original as compat
+from ..admm.loop import run_admm
 from ..admm.step import check_multiplier
-from ..errors import CertificateError, InputError, SolverError, TrainingError
+from ..errors import InputError, TrainingError
 from ..lipsdp.activations import get_activation
 from ..lipsdp.certificate import certify, closed_form_bound
-from ..lipsdp.lmi import trivial_bound
 from ..lipsdp.solvers import resolve_solver
-from ..validation import as_count, as_dim, as_matrix, as_number
+from ..validation import as_count, as_dim, as_number
 from . import sgd_kernel
+from .original_loops import TORCH_ACTIVATIONS, OriginalADMM, lip_penalty, multiplier_tensors, sgd_course
 
-logger = logging.getLogger(__name__)
-
-TORCH_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "sigmoid": torch.sigmoid,
-}
 CERTIFICATE_METHODS = ("sdp", "closed_form", "auto")
 ENGINES = ("auto", "torch", "compiled")
 FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -365,7 +357,7 @@ class MeinNetz(nn.Module):
         ``W{i}_bar`` and ``Y{i}`` read as tensors of the network's dtype (the
         original's float32 conversion of the MATLAB engine's lists).
         """
-        return self._lip_penalty(rho, self._multiplier_tensors(parameters))
+        return lip_penalty(self, rho, multiplier_tensors(self, parameters))
 
     def evaluate_MSELoss(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: N802
         """Mean squared error ``1/N sum (f(x) - y)^2``, written as the original."""
@@ -447,101 +439,9 @@ class MeinNetz(nn.Module):
             raise InputError("train(rho=...) needs parameters with W0_bar, W1_bar, Y0, Y1 for Lip_reg")
         if rho is None and parameters is not None:
             raise InputError("train(parameters=...) is only used with rho (the ADMM penalty); pass rho too")
-        multipliers = None if rho is None else self._multiplier_tensors(parameters)  # type: ignore[arg-type]
+        multipliers = None if rho is None else multiplier_tensors(self, parameters)  # type: ignore[arg-type]
         show = config.progress if show_progress is None else show_progress
-        loop = self._compiled_loop if config.compiled_engine else self._sgd_loop
-        with torch.enable_grad(), tqdm(total=steps, disable=not show, unit="step", leave=False) as bar:
-            courses = loop(config, steps, lmbd, rho, multipliers, bar)
-        self._require_finite_parameters(config, f"the end of {steps} SGD steps", rho)
-        return courses
-
-    def _sgd_loop(
-        self,
-        config: TrainingConfig,
-        steps: int,
-        lmbd: float | None,
-        rho: float | None,
-        multipliers: list[tuple[torch.Tensor, torch.Tensor]] | None,
-        bar: Any,
-    ) -> tuple[list[float], list[float]]:
-        x, y, lr, log_every = config.input, config.target, config.lr, config.log_every
-        params = list(self.parameters())
-        W0, b0, W1, b1 = params
-        phi = TORCH_ACTIVATIONS[self.activation]
-        L_course: list[float] = []
-        MSE_course: list[float] = []
-        for i in range(steps):
-            if i % log_every == 0:
-                L, mse = self._log_point(config, i, len(L_course))
-                L_course.append(L)
-                MSE_course.append(mse)
-                bar.update(i - bar.n)
-                bar.set_postfix(MSE=f"{mse:.4g}", refresh=False)
-            # forward() without nn.Module call overhead: the same F.linear calls
-            loss = F.mse_loss(F.linear(phi(F.linear(x, W0, b0)), W1, b1), y)
-            if lmbd is not None:
-                loss = loss + self.l2_reg(lmbd)
-            if multipliers is not None:
-                loss = loss + self._lip_penalty(rho, multipliers)  # type: ignore[arg-type]
-            # One plain SGD update p <- p - lr * grad: torch.optim.SGD's arithmetic
-            # (no momentum, no weight decay), without building an optimiser per step.
-            grads = torch.autograd.grad(loss, params)
-            with torch.no_grad():
-                for p, g in zip(params, grads):
-                    p.add_(g, alpha=-lr)
-        bar.update(steps - bar.n)
-        return L_course, MSE_course
-
-    def _compiled_loop(
-        self,
-        config: TrainingConfig,
-        steps: int,
-        lmbd: float | None,
-        rho: float | None,
-        multipliers: list[tuple[torch.Tensor, torch.Tensor]] | None,
-        bar: Any,
-    ) -> tuple[list[float], list[float]]:
-        """:meth:`_sgd_loop` with the SGD steps between two logged points in the compiled kernel.
-
-        The kernel updates the parameters' storage in place (numpy views of the
-        tensors), so the logging at ``i % log_every == 0`` sees exactly the
-        weights the torch loop would.
-        """
-        views = [p.detach().numpy() for p in self.parameters()]
-        x, y = config.input.numpy(), config.target.numpy()
-        targets = None if multipliers is None else [(w.numpy(), v.numpy()) for w, v in multipliers]
-        L_course: list[float] = []
-        MSE_course: list[float] = []
-        for start in range(0, steps, config.log_every):
-            L, mse = self._log_point(config, start, len(L_course))
-            L_course.append(L)
-            MSE_course.append(mse)
-            chunk = min(config.log_every, steps - start)
-            sgd_kernel.sgd_steps(views, x, y, chunk, config.lr, lmbd=lmbd, rho=rho, multipliers=targets)
-            bar.update(chunk)
-            bar.set_postfix(MSE=f"{mse:.4g}", refresh=False)
-        return L_course, MSE_course
-
-    def _log_point(self, config: TrainingConfig, step: int, index: int) -> tuple[float, float]:
-        """The original's logging: data MSE, then the certificate and trivial bound."""
-        with torch.no_grad():
-            mse = self.evaluate_MSELoss(config.input, config.target).item()
-        if not math.isfinite(mse):
-            raise TrainingError(
-                f"training diverged: the MSE is {mse} at SGD step {step}; lower TrainingConfig.lr "
-                f"(now {config.lr})"
-            )
-        self._require_finite_parameters(config, f"SGD step {step}")
-        weights, biases = self.extract_weights()
-        every = config.log_certificate_every
-        L = math.nan
-        if every and index % every == 0:
-            L = self.logging_certificate(weights, biases)
-        logger.debug(
-            "step %d: MSE %.6g, Lipschitz bound %.6g, trivial bound %.6g",
-            step, mse, L, trivial_bound(weights, self._beta()),
-        )
-        return L, mse
+        return sgd_course(self, config, steps, lmbd, rho, multipliers, show=show)
 
     def logging_certificate(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> float:
         """The logged certificate of ``[W0, W1]`` by ``config.log_certificate_method``.
@@ -592,41 +492,10 @@ class MeinNetz(nn.Module):
         config = self._require_config()
         config.require_admm()
         T_matrix = check_multiplier(T, self.lin1.out_features)  # fail before any training
-        step = _lipschitz_step(config)
-        current = dict(parameters)
-        self._multiplier_tensors(current)  # malformed W_bar / Y fail before any training
-        mu = 0.0 if config.mu is None else config.mu
-        L_course_Lip: list[list[float]] = []
-        MSE_course_Lip: list[list[float]] = []
-        bar = tqdm(range(config.it_ADMM), disable=not config.progress, unit="ADMM it")
-        for k in bar:
-            where = f"ADMM iteration {k + 1} of {config.it_ADMM}"
-            try:
-                L_c, M_c = self.fit(config.epochs, rho=config.rho, parameters=current, show_progress=False)
-            except TrainingError as exc:
-                raise TrainingError(f"{where}, W step (10a): {exc}") from exc
-            L_course_Lip.append(L_c)
-            MSE_course_Lip.append(M_c)
-            mse = self._check_w_step(where)
-            weights, _ = self.extract_weights()
-            current = {**current, "W0": weights[0], "W1": weights[1]}
-            try:
-                current = step(
-                    current, T_matrix, config.net_dims, config.rho, mu, config.ind_Lip, config.L_des
-                )
-            except SolverError as exc:
-                raise SolverError(
-                    f"{where}: the Lipschitz step (10b) failed (solver status {exc.status!r}): {exc}",
-                    status=exc.status,
-                ) from exc
-            except CertificateError as exc:
-                raise CertificateError(f"{where}: the Lipschitz step (10b) failed: {exc}") from exc
-            bound = _check_lipschitz_step(current, where)
-            logger.info("%s: MSE %.6g, Lipschitz bound of W_bar %.6g", where, mse, bound)
-            bar.set_postfix(MSE=f"{mse:.4g}", L=f"{bound:.4g}")
-            if callback is not None:
-                callback(k, current)
-        return current, L_course_Lip, MSE_course_Lip
+        with tqdm(range(1, config.it_ADMM + 1), disable=not config.progress, unit="ADMM it") as bar:
+            admm = OriginalADMM(self, config, T_matrix, parameters, bar, callback)
+            run_admm(admm, bar)
+        return admm.current, admm.L_course_Lip, admm.MSE_course_Lip
 
     # -- helpers --------------------------------------------------------------------
 
@@ -640,70 +509,6 @@ class MeinNetz(nn.Module):
 
     def _beta(self) -> float:
         return get_activation(self.activation).beta
-
-    def _multiplier_tensors(self, parameters: Mapping[str, Any]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``(W{i}_bar, Y{i})`` as tensors of the network's dtype, checked against ``W{i}``."""
-        if not isinstance(parameters, Mapping):
-            raise InputError(
-                f"parameters must be a dict with W0_bar, W1_bar, Y0, Y1, got {type(parameters).__name__}"
-            )
-        pairs = []
-        for i, weight in enumerate((self.lin1.weight, self.lin2.weight)):
-            pair = []
-            for key in (f"W{i}_bar", f"Y{i}"):
-                if key not in parameters:
-                    raise InputError(
-                        f"parameters has no field '{key}'; build it with "
-                        "pylip.compat.initialize_parameters(weights, biases)"
-                    )
-                value = as_matrix(parameters[key], f"parameters['{key}']")
-                if value.shape != tuple(weight.shape):
-                    raise InputError(
-                        f"parameters['{key}'] has shape {value.shape} but W{i} of this network is "
-                        f"{tuple(weight.shape)}"
-                    )
-                pair.append(torch.from_numpy(value).to(weight.dtype))
-            pairs.append((pair[0], pair[1]))
-        return pairs
-
-    def _lip_penalty(self, rho: float, multipliers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        # Two separate differences per layer, as the original: the gradient
-        # contributions then reach W in the same order (bitwise parity).
-        reg: torch.Tensor | None = None
-        for param, (W_bar, Y) in zip((self.lin1.weight, self.lin2.weight), multipliers):
-            term = rho / 2 * torch.sum((param - W_bar) ** 2) + torch.trace(
-                torch.matmul(Y.t(), (param - W_bar))
-            )
-            reg = term if reg is None else reg + term
-        assert reg is not None
-        return reg
-
-    def _require_finite_parameters(
-        self, config: TrainingConfig, where: str, rho: float | None = None
-    ) -> None:
-        """Raise :class:`TrainingError` if SGD left NaN or inf in a weight or bias (a cheap check)."""
-        with torch.no_grad():
-            bad = [name for name, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
-        if bad:
-            raise TrainingError(
-                f"training diverged: SGD left NaN or inf in {', '.join(bad)} at {where}; lower "
-                f"TrainingConfig.lr (now {config.lr})"
-                + (f" or rho (now {rho})" if rho is not None else "")
-            )
-
-    def _check_w_step(self, where: str) -> float:
-        """The data MSE after a W step; raise if it or any weight is NaN or inf."""
-        for name, p in self.named_parameters():
-            if not torch.isfinite(p).all():
-                raise TrainingError(
-                    f"{where}: the W step (10a) left NaN or inf in {name}; lower TrainingConfig.lr "
-                    "or rho"
-                )
-        with torch.no_grad():
-            mse = self.evaluate_MSELoss(self.config.input, self.config.target).item()  # type: ignore[union-attr]
-        if not math.isfinite(mse):
-            raise TrainingError(f"{where}: the MSE after the W step (10a) is {mse}")
-        return mse
 
 
 def _steps(epochs: Any) -> int:
@@ -744,28 +549,6 @@ def _network_activation(config: TrainingConfig | None, activation: str | None) -
     if config is not None and name != config.activation:
         raise InputError(f"activation {name!r} differs from the config's {config.activation!r}; give one")
     return name
-
-
-def _lipschitz_step(config: TrainingConfig) -> Callable[..., dict[str, Any]]:
-    """``compat.solve_SDP`` bound to the config's solver and the activation's ``beta``."""
-
-    def step(*args: Any) -> dict[str, Any]:
-        return compat.solve_SDP(*args, solver=config.solver, beta=config.beta)
-
-    return step
-
-
-def _check_lipschitz_step(parameters: Mapping[str, Any], where: str) -> float:
-    """Raise if the Lipschitz step returned NaN or inf; return its bound."""
-    for key in ("W0_bar", "W1_bar", "Y0", "Y1"):
-        if key not in parameters:
-            raise TrainingError(f"{where}: the Lipschitz step returned no '{key}'")
-        if not np.all(np.isfinite(np.asarray(parameters[key], dtype=np.float64))):
-            raise TrainingError(f"{where}: the Lipschitz step (10b, 10c) returned NaN or inf in {key}")
-    bound = float(parameters.get("Lipschitz", math.nan))
-    if not math.isfinite(bound):
-        raise TrainingError(f"{where}: the Lipschitz step returned the bound {bound}")
-    return bound
 
 
 __all__ = ["MeinNetz", "TrainingConfig", "TrainingError"]  # TrainingError lives in pylip.errors

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import pylip
-from pylip.admm.step import LipschitzStep, lmi7_matrix
+from pylip.admm.step import LipschitzStep, clear_step_cache, lmi7_matrix
 from pylip.lipsdp.proof import prove_certificate, prove_certificate_exact
 
 
@@ -104,9 +104,9 @@ def test_solve_SDP_bridge_equals_solve_sdp():
     params = pylip.initialize_parameters([W0, W1], [np.zeros(6), np.zeros(1)])
     # both calls solve from a cold start (the compiled steps are cached and warm-started, and a
     # first-order solver such as SCS then stops at another point within its tolerance)
-    pylip.compat.clear_step_cache()
+    clear_step_cache()
     bridge = pylip.solve_SDP(params, T, [1, 6, 1], 2.0, 0.01, 1, 1.0)
-    pylip.compat.clear_step_cache()
+    clear_step_cache()
     direct = pylip.solve_sdp(params, {"T": T, "rho": 2.0, "mu": 0.01, "ind_Lip": 1, "L_des": 1.0})
     np.testing.assert_array_equal(bridge["W0_bar"], direct["W0_bar"])
 

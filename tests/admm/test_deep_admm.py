@@ -14,7 +14,7 @@ from pylip.admm.deep_step import (
     feasible_shrink,
     positive_multiplier,
 )
-from pylip.admm.step import lmi7_matrix
+from pylip.admm.step import clear_step_cache, lmi7_matrix
 from pylip.errors import InputError
 from pylip.lipsdp import lmi
 
@@ -105,7 +105,7 @@ def test_one_hidden_layer_matches_solve_sdp(mode, dims):
     L_des = 0.5 * cert.bound
     parameters = {"W0": W0, "W1": W1, "Y0": Y0, "Y1": Y1}
     x = {"T": T, "rho": 2.0, "mu": 0.05, "ind_Lip": 1 if mode == "regularize" else 2, "L_des": L_des}
-    compat.clear_step_cache()
+    clear_step_cache()
     reference = compat.solve_sdp(parameters, x)
     step = DeepLipschitzStep(dims, T, mode=mode)
     result = step.solve([W0, W1], [Y0, Y1], rho=2.0, mu=0.05, L_des=L_des if mode == "enforce" else None)

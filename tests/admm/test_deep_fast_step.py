@@ -7,6 +7,7 @@ import pytest
 
 from pylip.admm.deep_fast_step import solve_deep_step
 from pylip.admm.deep_step import DeepLipschitzStep
+from pylip.admm.fast_step import solve_step_dual
 from pylip.errors import InputError
 from pylip.lipsdp import proof
 
@@ -97,3 +98,38 @@ def test_bad_input_names_the_field():
         solve_deep_step(W, t, mode="regularize", mu_over_rho=0.0)
     with pytest.raises(InputError, match="t must"):
         solve_deep_step(W, t[:-1], mode="enforce", squared_bound=1.0)
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"mode": "enforce", "squared_bound": 1.0, "margin": 1.0}, r"margin must be in \[0, 1\)"),
+        ({"mode": "enforce", "squared_bound": 1.0, "beta": 0.0}, "beta must be > 0"),
+        ({"mode": "enforce", "squared_bound": float("inf")}, "squared_bound .* finite number > margin"),
+        ({"mode": "regularize", "mu_over_rho": -1.0}, "mu_over_rho must be a finite number > 0"),
+        ({"mode": "both"}, "mode must be 'regularize' or 'enforce'"),
+    ],
+)
+def test_both_step_solvers_check_their_settings_alike(settings, match):
+    """The one-layer dual solver and the structured one share their input checks (pylip.validation)."""
+    W = net((3, 4, 2))
+    t = multiplier((3, 4, 2))
+    with pytest.raises(InputError, match=match):
+        solve_step_dual(W[0], W[1], t, **settings)
+    with pytest.raises(InputError, match=match):
+        solve_deep_step(W, t, **settings)
+
+
+def test_both_step_solvers_read_a_diagonal_T_and_refuse_a_coupled_one():
+    W = net((3, 4, 2))
+    t = multiplier((3, 4, 2))
+    settings = {"mode": "enforce", "squared_bound": 4.0}
+    deep = solve_deep_step(W, np.diag(t), **settings)
+    np.testing.assert_array_equal(deep.W_bar[0], solve_deep_step(W, t, **settings).W_bar[0])
+    coupled = np.diag(t) + 0.1
+    with pytest.raises(InputError, match="T must be diagonal"):
+        solve_step_dual(W[0], W[1], coupled, **settings)
+    with pytest.raises(InputError, match="T must be diagonal"):
+        solve_deep_step(W, coupled, **settings)
+    with pytest.raises(InputError, match=r"t must be > margin/2 .* at neurons \[0\]"):
+        solve_step_dual(W[0], W[1], np.concatenate([[0.0], t[1:]]), **settings)

@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("tqdm")
 
 import pylip  # noqa: E402
-from pylip.admm.deep_step import certificate_max_eigenvalue  # noqa: E402
+from pylip.admm import loop as admm_loop  # noqa: E402
+from pylip.admm.deep_step import DeepLipschitzStep, certificate_max_eigenvalue  # noqa: E402
 from pylip.errors import InputError, SolverError, TrainingError  # noqa: E402
-from pylip.train import mlp_training  # noqa: E402
 from pylip.train.mlp_training import (  # noqa: E402
     ADMMConfig,
     FitConfig,
@@ -275,7 +275,7 @@ def test_T_update_guard_keeps_the_old_T(monkeypatch):
     """A re-solved T whose certificate exceeds L_des (solver rounding) is not taken."""
     model, X, y = trained(seed=3, epochs=5)
     L_des = pylip.certify(mlp_weights(model)).bound / 2
-    real = mlp_training.certify
+    real = admm_loop.certify
     calls = []
 
     def inflated(weights, **kwargs):
@@ -285,7 +285,7 @@ def test_T_update_guard_keeps_the_old_T(monkeypatch):
             return cert
         return type(cert)(**{**cert.__dict__, "bound": 1.01 * L_des, "T": 2.0 * cert.T})
 
-    monkeypatch.setattr(mlp_training, "certify", inflated)
+    monkeypatch.setattr(admm_loop, "certify", inflated)  # the T update's certificate (Remark 3)
     records = []
     train_lipschitz(
         model,
@@ -326,8 +326,8 @@ def test_solver_failure_names_the_iteration(monkeypatch):
             raise SolverError("CLARABEL returned status 'infeasible'", status="infeasible")
         return original(self, *args, **kwargs)
 
-    original = mlp_training.DeepLipschitzStep.solve
-    monkeypatch.setattr(mlp_training.DeepLipschitzStep, "solve", failing)
+    original = DeepLipschitzStep.solve
+    monkeypatch.setattr(DeepLipschitzStep, "solve", failing)
     with pytest.raises(SolverError, match="ADMM iteration 2/3") as info:
         train_lipschitz(model, X, y, ADMMConfig(L_des=L_des, iterations=3), progress=False)
     assert info.value.status == "infeasible"
