@@ -332,7 +332,7 @@ def certify(
             "alpha = 0; use formulation='structured' for anything else"
         )
     reducible = len(matrices) == 2 and form in reduced.REDUCED_FORMS
-    engine_sector = not per_neuron and 0.0 <= float(np.min(a)) < float(np.min(b))
+    engine_sector = not per_neuron and float(np.min(a)) < float(np.min(b)) and float(np.min(b)) > 0.0
     if formulation == "auto":
         formulation = _automatic_formulation(matrices, form, solver, reducible, engine_sector)
     if formulation == "engine":
@@ -340,8 +340,8 @@ def certify(
             raise InputError(f"formulation='engine' solves form 'neuron' or 'layer', got form={form!r}")
         if not engine_sector:
             raise InputError(
-                "formulation='engine' takes one sector 0 <= alpha < beta for every neuron; use "
-                "formulation='structured' for per-neuron sectors or alpha < 0"
+                "formulation='engine' takes one sector alpha < beta (beta > 0) for every neuron; use "
+                "formulation='structured' for per-neuron or degenerate (alpha = beta) sectors"
             )
         if solver is not None:
             raise InputError(
@@ -521,9 +521,10 @@ def _engine_certificate(
     margin: float,
 ) -> Certificate:
     """Solve (6) with :mod:`pylip.engine` on exactly rescaled weights; prove it as any solver's point."""
-    scaling = _Normalization(matrices, fold_beta=beta)
+    scaling = _Normalization(matrices, fold_beta=max(abs(alpha), abs(beta)))
     a, b = scaling.sector(alpha, beta)
-    result = engine.solve_certificate_sdp(scaling.weights, a, b, form=form)
+    # the margin applies to the scaled LMI, as in the structured formulation
+    result = engine.solve_certificate_sdp(scaling.weights, a, b, form=form, margin=margin)
     T = scaling.multiplier(np.diag(result.t))
     return _checked_certificate(
         structure, T, scaling.squared_bound(result.squared_bound), alpha, beta, form=form,
