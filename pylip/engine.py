@@ -401,7 +401,7 @@ def _lowest_eigenvalue(symmetric: np.ndarray) -> float:
 
 
 def _max_step(inverse_factor: np.ndarray, change: np.ndarray) -> float:
-    """The largest ``h`` with ``L L' + h change >= 0`` (``inf`` if every ``h >= 0`` is), ``inverse_factor = L^-1``."""
+    """The largest ``h`` with ``L L' + h change >= 0`` (``inf`` if every ``h >= 0`` is); ``L^-1`` given."""
     whitened = inverse_factor @ change @ inverse_factor.T
     low = _lowest_eigenvalue(0.5 * (whitened + whitened.T))
     return -1.0 / low if low < 0.0 else np.inf
