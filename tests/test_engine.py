@@ -152,6 +152,19 @@ def test_auto_uses_the_engine_for_deep_nets_unless_a_solver_is_named(monkeypatch
     assert pylip.certify(deep).solver == "CLARABEL"
 
 
+def test_auto_uses_the_engine_for_one_wide_hidden_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)
+    rng = np.random.default_rng(12)
+    wide = random_network(rng, (40, 20, 10))  # the reduced form's cone: 20 + 10 rows
+    narrow = random_network(rng, (10, 12, 2))  # 10 + 2 rows
+    auto = pylip.certify(wide, activation="relu")
+    assert auto.solver == "PYLIP-ENGINE"
+    reduced = pylip.certify(wide, activation="relu", formulation="reduced")
+    assert abs(auto.bound / reduced.bound - 1.0) <= RELATIVE
+    assert pylip.certify(narrow).solver == "CLARABEL"
+    assert pylip.certify(wide, solver="CLARABEL").solver == "CLARABEL"
+
+
 def test_bad_inputs_are_refused() -> None:
     rng = np.random.default_rng(2)
     weights = random_network(rng, (3, 4, 4, 2))
