@@ -18,15 +18,19 @@ over the multipliers is ``tr(F_i X F_j Z^-1) = tr(M Qx_ij M Qz_ij')`` with
 the ``e_i``): it is assembled from a few products of ``S`` with the weights
 instead of vectorised PSD cones. Every step costs ``O(N^3)`` for ``N = n_0 +
 n_hidden`` (dense factorisations: the Newton matrix couples every pair of
-neurons, so all of ``Z^-1`` is needed, not only its block-tridiagonal part).
-When ``n_0 > n_1`` the input block is first reduced to the row space of ``W0``
-(an exact congruence: ``P`` is ``-s I`` on its null space).
+neurons, so all of ``Z^-1`` is needed, not only its block-tridiagonal part);
+products with ``A`` go layer by layer (its blocks are the ``W_k``), ``Z^-1``
+comes from the Cholesky factor's triangular inverse, and the step to the
+cones' boundary from the lowest eigenvalue of the whitened direction (Lanczos
+above ``LANCZOS_SIZE``). When ``n_0 > n_1`` the input block is first reduced to
+the row space of ``W0`` (an exact congruence: ``P`` is ``-s I`` on its null space).
 
 Each iterate ``y = (t, s)`` is strictly feasible (its ``-P`` has a Cholesky
 factor), so the returned ``s`` is an upper bound on the optimum; the method
-stops when the duality gap ``<X, Z> + w't`` is below ``tol * s`` and the dual
-is feasible to ``RESIDUAL``. pylip then proves the point
-(:func:`pylip.repair.secure_bound`), like every certificate.
+stops when the duality gap ``<X, Z> + w't`` is below ``tol * s`` with the dual
+feasible to ``RESIDUAL``, or when ``s`` is within ``BOUND_GAP`` (relative) of
+the best dual lower bound of its iterates (:func:`_dual_bound`). pylip then
+proves the point (:func:`pylip.repair.secure_bound`), like every certificate.
 """
 
 from __future__ import annotations
