@@ -483,7 +483,14 @@ def _fallback_certificates(
     The engine's fallback is the structured formulation with the cvxpy solvers.
     """
     fallback_formulation = "structured" if formulation == "engine" else formulation
+    sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
     for fallback in fallback_solvers(tried):
+        try:
+            # the engine's fallback is a larger SDP: checked before it is built (10-128x8-10
+            # would have Clarabel ask for 32 GB and abort the process)
+            memory.require_certificate_fits(fallback_formulation, sizes, fallback)
+        except InputError:
+            continue
         try:
             yield fallback, _solved_certificate(
                 fallback_formulation, form, matrices, structure, alpha, beta, margin, fallback
