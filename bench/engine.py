@@ -193,10 +193,10 @@ def measure_case(network: str, method: str) -> dict[str, object]:
 
 def measure(network: str) -> None:
     """Print one network's rows."""
-    from pylip import lmi
+    from pylip.lipsdp import lmi
 
     weights = NETWORKS[network]()
-    from pylip.certificate import _automatic_formulation
+    from pylip.lipsdp.certificate import _automatic_formulation
 
     picked = _automatic_formulation(weights, "neuron", None, len(weights) == 2, True)
     methods = ["engine", *(f"structured/{s}" for s in SOLVERS), "reduced/CLARABEL", "cvxpy/CVXOPT",

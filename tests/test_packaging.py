@@ -97,3 +97,9 @@ def test_minimum_constraints_are_the_declared_lower_bounds() -> None:
     assert set(pins) == set(bounds)
     for name, bound in bounds.items():
         assert _padded(pins[name]) == _padded(bound), f"{name}: setup.cfg >={bound}, cell {pins[name]}"
+
+
+def test_wheel_ships_every_subpackage_of_the_layout(wheel: zipfile.ZipFile) -> None:
+    shipped = set(wheel.namelist())
+    sources = {path.relative_to(ROOT).as_posix() for path in (ROOT / "pylip").rglob("*.py")}
+    assert sources <= shipped, sorted(sources - shipped)
