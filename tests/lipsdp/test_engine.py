@@ -207,3 +207,39 @@ def test_a_stalled_engine_hands_the_sdp_to_the_structured_formulation(monkeypatc
     assert "engine did not reach" in fallen_back.notes[-1]
     structured = pylip.certify(weights, formulation="structured", solver="CLARABEL")
     assert fallen_back.bound == pytest.approx(structured.bound, rel=1e-12)
+
+
+def test_a_fallback_solver_is_tried_only_where_its_sdp_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pylip.errors import SolverError
+    from pylip.lipsdp import memory
+
+    def stalled(*args, **kwargs):
+        raise SolverError("pylip's LipSDP engine did not reach a relative gap of 1e-09 in 200 steps")
+
+    monkeypatch.setattr(engine, "solve_certificate_sdp", stalled)
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)
+    rng = np.random.default_rng(6)
+    weights = random_network(rng, (4, 10, 10, 2))
+    sizes = [4, 10, 10, 2]
+    cones = memory.certificate_cone_sizes("structured", sizes)
+    interior = memory.estimate("structured", cones, "CLARABEL").bytes
+    first_order = memory.estimate("structured", cones, "SCS").bytes
+    # room for the engine and SCS, not for an interior-point solver's structured SDP
+    room = (interior + first_order) / 2
+    assert memory.engine_estimate(sizes).bytes < room and first_order < room < interior
+    monkeypatch.setattr(memory, "available_bytes", lambda: room / memory.FIT_FRACTION)
+    fallen_back = pylip.certify(weights)
+    assert fallen_back.solver == "SCS" and fallen_back.verified  # Clarabel, then CVXOPT, were skipped
+
+
+@pytest.mark.skipif("CVXOPT" not in cp.installed_solvers(), reason="CVXOPT is not installed")
+def test_the_structured_formulation_defaults_to_cvxopt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)
+    rng = np.random.default_rng(7)
+    weights = random_network(rng, (3, 5, 5, 2))
+    default = pylip.certify(weights, formulation="structured")
+    assert default.solver == "CVXOPT" and default.verified
+    assert abs(default.bound / reference_bound(weights, 0.0, 1.0) - 1.0) <= RELATIVE
+    assert pylip.certify(weights, formulation="structured", solver="SCS").solver == "SCS"
+    monkeypatch.setenv("PYLIP_SOLVER", "CLARABEL")
+    assert pylip.certify(weights, formulation="structured").solver == "CLARABEL"
