@@ -1,4 +1,4 @@
-"""pylip's LipSDP engine (pylip.lipsdp.engine) against an independent cvxpy + Clarabel model of the SDP (6)."""
+"""pylip.lipsdp.engine, the LipSDP engine, against an independent cvxpy + Clarabel model of the SDP (6)."""
 
 from __future__ import annotations
 
