@@ -34,10 +34,13 @@ from ..errors import CertificateError, InputError, SolverError
 from ..validation import as_flag, as_number, as_weight_list
 from . import engine, lmi, memory, proof, reduced, repair
 from .activations import check_sector, get_activation
-from .solvers import SOLVER_ENV_VAR, resolve_solver, solve, value_of
+from .solvers import SOLVER_ENV_VAR, installed_solvers, resolve_solver, solve, value_of
 
 FORMS = ("neuron", "layer", "network")
 FORMULATIONS = ("auto", "reduced", "structured", "original", "engine")
+# one hidden layer: auto uses the engine from this reduced-cone size on (_automatic_formulation)
+ENGINE_CONE = 30
+STRUCTURED_SOLVER = "CVXOPT"  # the structured form's default where installed (_default_solver)
 ENGINE_SOLVER = "PYLIP-ENGINE"
 DEFAULT_MARGIN = 1e-9  # the original asks for P <= -1e-9 I
 
@@ -278,10 +281,12 @@ def certify(
             bound to solver accuracy (the returned ``T`` may differ: it is not
             unique at the optimum).
 
-            * ``"auto"`` (default): ``"reduced"`` for one hidden layer with a
-              diagonal ``T`` (form ``"neuron"`` or ``"layer"``); ``"engine"`` for
-              two or more hidden layers, forms ``"neuron"``/``"layer"``, when no
-              solver is named (argument or ``$PYLIP_SOLVER``); else ``"structured"``.
+            * ``"auto"`` (default): ``"engine"`` for forms ``"neuron"``/``"layer"``
+              with one sector and no solver named (argument or ``$PYLIP_SOLVER``),
+              for two or more hidden layers, and for one hidden layer whose
+              reduced PSD cone ``min(n_x, n_h) + min(n_y, n_h)`` has at least
+              30 rows (784-50-10, say; measured faster there); else ``"reduced"``
+              for one hidden layer with a diagonal ``T``; else ``"structured"``.
             * ``"engine"``: pylip's own primal-dual interior-point method on
               the LMI's structure (:mod:`pylip.engine`), forms ``"neuron"`` and
               ``"layer"``, any depth; ``solver`` must not be given.
@@ -333,7 +338,7 @@ def certify(
             "alpha = 0; use formulation='structured' for anything else"
         )
     reducible = len(matrices) == 2 and form in reduced.REDUCED_FORMS
-    engine_sector = not per_neuron and 0.0 <= float(np.min(a)) < float(np.min(b))
+    engine_sector = not per_neuron and float(np.min(a)) < float(np.min(b)) and float(np.min(b)) > 0.0
     if formulation == "auto":
         formulation = _automatic_formulation(matrices, form, solver, reducible, engine_sector)
     if formulation == "engine":
@@ -341,8 +346,8 @@ def certify(
             raise InputError(f"formulation='engine' solves form 'neuron' or 'layer', got form={form!r}")
         if not engine_sector:
             raise InputError(
-                "formulation='engine' takes one sector 0 <= alpha < beta for every neuron; use "
-                "formulation='structured' for per-neuron sectors or alpha < 0"
+                "formulation='engine' takes one sector alpha < beta (beta > 0) for every neuron; use "
+                "formulation='structured' for per-neuron or degenerate (alpha = beta) sectors"
             )
         if solver is not None:
             raise InputError(
@@ -354,7 +359,8 @@ def certify(
             "formulation='reduced' needs one hidden layer and form='neuron' or 'layer' "
             f"(got {len(matrices) - 1} hidden layers, form={form!r}); use formulation='structured'"
         )
-    solver_name = ENGINE_SOLVER if formulation == "engine" else resolve_solver(solver)
+    default = _default_solver(formulation, solver)
+    solver_name = ENGINE_SOLVER if formulation == "engine" else resolve_solver(default)
     if any(not np.any(w) for w in matrices):
         return _constant_network_certificate(lmi.network_structure(matrices), matrices, form, a, b, margin)
     sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
@@ -478,7 +484,14 @@ def _fallback_certificates(
     The engine's fallback is the structured formulation with the cvxpy solvers.
     """
     fallback_formulation = "structured" if formulation == "engine" else formulation
+    sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
     for fallback in fallback_solvers(tried):
+        try:
+            # the engine's fallback is a larger SDP: checked before it is built (10-128x8-10
+            # would have Clarabel ask for 32 GB and abort the process)
+            memory.require_certificate_fits(fallback_formulation, sizes, fallback)
+        except InputError:
+            continue
         try:
             yield fallback, _solved_certificate(
                 fallback_formulation, form, matrices, structure, alpha, beta, margin, fallback
@@ -501,13 +514,38 @@ def fallback_solvers(tried: str) -> list[str]:
     return [name for name in FALLBACK_ORDER if name != tried and name in installed]
 
 
+def _default_solver(formulation: str, solver: str | None) -> str | None:
+    """The solver when none is named: CVXOPT for the structured form where it is installed.
+
+    Measured on the structured form (``bench/engine.py``, 2 loaded cores):
+    2-10-30-20-2 CVXOPT 1.6 s, SCS 3.8 s, Clarabel 22 s; 10-48-48-5 CVXOPT
+    4.8 s, SCS 13 s, Clarabel 152-182 s (issue 11). Elsewhere
+    (``$PYLIP_SOLVER`` or Clarabel) as before.
+    """
+    if solver is not None or os.environ.get(SOLVER_ENV_VAR) or formulation != "structured":
+        return solver
+    return STRUCTURED_SOLVER if STRUCTURED_SOLVER in installed_solvers() else None
+
+
 def _automatic_formulation(
     matrices: list[np.ndarray], form: str, solver: str | None, reducible: bool, engine_sector: bool
 ) -> str:
-    """``formulation="auto"``: the fastest exact one (measured in ``bench/engine.py``)."""
-    if reducible:
-        return "reduced"
+    """``formulation="auto"``: the fastest exact one (measured in ``bench/engine.py``).
+
+    One hidden layer: the reduced form's PSD cone has ``min(n_x, n_h) + min(n_y,
+    n_h)`` rows, and Clarabel's cost grows steeply with it; the engine's with
+    ``min(n_x, n_h) + n_h``. Measured (2 cores, loaded, median of 3): cone 20
+    (10-100-10) 0.35 s engine, 0.31 s reduced; cone 40 (30-100-10) 0.47 s
+    against 4.9 s; cone 60 (784-50-10) 0.85 s against 17.7 s; cone 266
+    (784-256-10) the reduced form does not fit in memory. So the engine from a
+    cone of ``ENGINE_CONE`` rows on.
+    """
     named = solver is not None or bool(os.environ.get(SOLVER_ENV_VAR))
+    if reducible:
+        n_h, n_x, n_y = matrices[0].shape[0], matrices[0].shape[1], matrices[1].shape[0]
+        cone = min(n_x, n_h) + min(n_y, n_h)
+        wide = cone >= ENGINE_CONE and form in engine.ENGINE_FORMS and engine_sector
+        return "engine" if wide and not named else "reduced"
     if len(matrices) > 2 and form in engine.ENGINE_FORMS and engine_sector and not named:
         return "engine"
     return "structured"
@@ -522,9 +560,10 @@ def _engine_certificate(
     margin: float,
 ) -> Certificate:
     """Solve (6) with :mod:`pylip.engine` on exactly rescaled weights; prove it as any solver's point."""
-    scaling = _Normalization(matrices, fold_beta=beta)
+    scaling = _Normalization(matrices, fold_beta=max(abs(alpha), abs(beta)))
     a, b = scaling.sector(alpha, beta)
-    result = engine.solve_certificate_sdp(scaling.weights, a, b, form=form)
+    # the margin applies to the scaled LMI, as in the structured formulation
+    result = engine.solve_certificate_sdp(scaling.weights, a, b, form=form, margin=margin)
     T = scaling.multiplier(np.diag(result.t))
     return _checked_certificate(
         structure, T, scaling.squared_bound(result.squared_bound), alpha, beta, form=form,

@@ -18,15 +18,19 @@ over the multipliers is ``tr(F_i X F_j Z^-1) = tr(M Qx_ij M Qz_ij')`` with
 the ``e_i``): it is assembled from a few products of ``S`` with the weights
 instead of vectorised PSD cones. Every step costs ``O(N^3)`` for ``N = n_0 +
 n_hidden`` (dense factorisations: the Newton matrix couples every pair of
-neurons, so all of ``Z^-1`` is needed, not only its block-tridiagonal part).
-When ``n_0 > n_1`` the input block is first reduced to the row space of ``W0``
-(an exact congruence: ``P`` is ``-s I`` on its null space).
+neurons, so all of ``Z^-1`` is needed, not only its block-tridiagonal part);
+products with ``A`` go layer by layer (its blocks are the ``W_k``), ``Z^-1``
+comes from the Cholesky factor's triangular inverse, and the step to the
+cones' boundary from the lowest eigenvalue of the whitened direction (Lanczos
+above ``LANCZOS_SIZE``). When ``n_0 > n_1`` the input block is first reduced to
+the row space of ``W0`` (an exact congruence: ``P`` is ``-s I`` on its null space).
 
 Each iterate ``y = (t, s)`` is strictly feasible (its ``-P`` has a Cholesky
 factor), so the returned ``s`` is an upper bound on the optimum; the method
-stops when the duality gap ``<X, Z> + w't`` is below ``tol * s`` and the dual
-is feasible to ``RESIDUAL``. pylip then proves the point
-(:func:`pylip.repair.secure_bound`), like every certificate.
+stops when the duality gap ``<X, Z> + w't`` is below ``tol * s`` with the dual
+feasible to ``RESIDUAL``, or when ``s`` is within ``BOUND_GAP`` (relative) of
+the best dual lower bound of its iterates (:func:`_dual_bound`). pylip then
+proves the point (:func:`pylip.repair.secure_bound`), like every certificate.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse.linalg
 
 from ..errors import InputError, SolverError
 
@@ -44,8 +49,18 @@ ENGINE_FORMS = ("neuron", "layer")
 DEFAULT_TOLERANCE = 1e-9  # relative duality gap at which the method stops
 # the dual's infeasibility (its equations are O(1)) at which it stops; rounding stalls it near 1e-6
 RESIDUAL = 1e-5
+# or: the relative gap to the best dual bound so far (_dual_bound) at which it stops: a
+# certificate of optimality ten times finer than the 1e-6 promised (near the optimum rounding
+# in the dual matrix X can keep its residual above RESIDUAL and the gap open: 5-32x10-3)
+BOUND_GAP = 1e-7
 MAX_STEPS = 200
 STEP = 0.98  # fraction of the step to the boundary of the cones that is taken
+# above this size the step length's lowest eigenvalue is found by Lanczos (3-4x faster than
+# LAPACK's full tridiagonalisation at N = 400-800, measured); to this relative accuracy
+LANCZOS_SIZE = 300
+LANCZOS_TOLERANCE = 1e-6
+# iterative refinement of the Newton solves: the dual's equations hold only as well as they are solved
+REFINEMENTS = 2
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,7 @@ class EngineResult:
     Attributes:
         t: one multiplier per hidden neuron (``T = diag(t)``), for the weights given.
         squared_bound: ``L^2`` with ``P(L^2, diag(t)) < 0`` (in floating point).
-        gap: the duality gap ``<X, Z> + w't`` at the returned point (the dual feasible to ``RESIDUAL``).
+        gap: ``s`` minus the dual bound of the returned dual matrix (:func:`_dual_bound`).
         newton_steps: interior-point steps taken.
         solve_time: seconds.
     """
@@ -69,15 +84,20 @@ class EngineResult:
 
 @dataclass(frozen=True)
 class _Lmi:
-    """The constant data of ``P(s, t)``: ``A`` (m x N), ``n0``, ``Wl' Wl`` and the sector's ``M``."""
+    """The constant data of ``P(s, t)``: ``A`` (m x N), ``n0``, the constant term and the sector's ``M``.
+
+    ``constant`` is ``Wl' Wl + margin I``: the engine solves ``P + margin I <= 0``.
+    """
 
     A: np.ndarray
     n0: int
-    output_gram: np.ndarray  # N x N
+    constant: np.ndarray  # N x N
     p: float  # M = [[p, q], [q, r]]
     q: float
     r: float
     spread: np.ndarray  # m x k: multiplier variable -> per-neuron t
+    layers: tuple[tuple[np.ndarray, slice, slice], ...]  # A's nonzero blocks: (W_k, its rows, its columns)
+    neuron_form: bool
 
     @property
     def size(self) -> int:
@@ -87,7 +107,7 @@ class _Lmi:
         """``P(s, diag(t))``."""
         n0, A = self.n0, self.A
         At = A.T * t[None, :]  # A' T
-        P = self.output_gram.copy()
+        P = self.constant.copy()
         P[:, n0:] += self.q * At
         P[n0:, :] += self.q * At.T
         P[n0:, n0:] += self.r * np.diag(t)
@@ -105,11 +125,13 @@ def solve_certificate_sdp(
     form: str = "neuron",
     tol: float = DEFAULT_TOLERANCE,
     max_steps: int = MAX_STEPS,
+    margin: float = 0.0,
 ) -> EngineResult:
     """Solve the LipSDP SDP (6) for ``weights`` (``[W0, ..., Wl]``, at least one hidden layer).
 
     Best called with weights of about unit spectral norm (``pylip.certify``
-    scales them exactly by powers of two first).
+    scales them exactly by powers of two first). ``margin >= 0`` solves
+    ``P(L^2, T) <= -margin I`` instead of ``P <= 0`` (``certify``'s margin).
 
     Raises:
         InputError: a form other than ``"neuron"``/``"layer"``, a bad sector or
@@ -117,22 +139,27 @@ def solve_certificate_sdp(
         SolverError: the method stalled before reaching ``tol``.
     """
     start = time.perf_counter()
-    lmi_data = _lmi_data(weights, alpha, beta, form, tol)
+    lmi_data = _lmi_data(weights, alpha, beta, form, tol, margin)
     s, x = _initial_point(weights, lmi_data)
     state = _State.centred(lmi_data, s, x)
+    lower = -np.inf
     for step in range(1, max_steps + 1):
-        residual = float(np.max(np.abs(_dual_residual(lmi_data, state.X, state.w))))
-        if state.gap <= tol * state.s and residual <= RESIDUAL:
+        lower = max(lower, _dual_bound(lmi_data, state))  # every iterate's bound holds
+        gap = state.s - lower
+        converged = state.gap <= tol * state.s and _dual_infeasibility(lmi_data, state) <= RESIDUAL
+        if converged or gap <= BOUND_GAP * state.s:
             elapsed = time.perf_counter() - start
-            return EngineResult(lmi_data.spread @ state.x, state.s, state.gap, step - 1, elapsed)
+            return EngineResult(lmi_data.spread @ state.x, state.s, gap, step - 1, elapsed)
         state = _primal_dual_step(lmi_data, state)
     raise SolverError(
         f"pylip's LipSDP engine did not reach a relative gap of {tol:g} in {max_steps} steps (gap "
-        f"{state.gap / state.s:.1e}, dual residual {residual:.1e}); use formulation='structured'"
+        f"to the dual bound {gap / state.s:.1e}); use formulation='structured'"
     )
 
 
-def _lmi_data(weights: Sequence[np.ndarray], alpha: float, beta: float, form: str, tol: float) -> _Lmi:
+def _lmi_data(
+    weights: Sequence[np.ndarray], alpha: float, beta: float, form: str, tol: float, margin: float
+) -> _Lmi:
     matrices = [np.asarray(w, dtype=np.float64) for w in weights]
     if form not in ENGINE_FORMS:
         raise InputError(f"the engine solves form 'neuron' or 'layer', got {form!r}")
@@ -142,27 +169,33 @@ def _lmi_data(weights: Sequence[np.ndarray], alpha: float, beta: float, form: st
         raise InputError("every weight matrix must be a finite 2-D array")
     if any(not np.any(w) for w in matrices):
         raise InputError("a zero weight matrix makes the network constant (L = 0): no SDP to solve")
-    if not (np.isfinite(alpha) and np.isfinite(beta) and 0.0 <= alpha <= beta and beta > 0.0):
-        raise InputError(f"the sector needs 0 <= alpha <= beta, beta > 0; got [{alpha}, {beta}]")
+    if not (np.isfinite(alpha) and np.isfinite(beta) and alpha < beta and beta > 0.0):
+        raise InputError(f"the sector needs alpha < beta, beta > 0; got [{alpha}, {beta}]")
     if not (0.0 < tol < 1e-2):
         raise InputError(f"tol must be in (0, 1e-2), got {tol}")
+    if not (np.isfinite(margin) and margin >= 0.0):
+        raise InputError(f"margin must be a finite number >= 0, got {margin}")
     first = _row_space(matrices[0])
     hidden = [w.shape[0] for w in matrices[:-1]]
     n0, m = first.shape[1], sum(hidden)
     A = np.zeros((m, n0 + m))
+    layers = []
     row, col = 0, 0
     for w in [first, *matrices[1:-1]]:
-        A[row : row + w.shape[0], col : col + w.shape[1]] = w
+        rows, cols = slice(row, row + w.shape[0]), slice(col, col + w.shape[1])
+        A[rows, cols] = w
+        layers.append((w, rows, cols))
         row += w.shape[0]
         col += w.shape[1]
-    gram = np.zeros((n0 + m, n0 + m))
+    constant = margin * np.eye(n0 + m)
     last = matrices[-1]
-    gram[n0 + m - hidden[-1] :, n0 + m - hidden[-1] :] = last.T @ last
+    constant[n0 + m - hidden[-1] :, n0 + m - hidden[-1] :] += last.T @ last
     if form == "neuron":
         spread = np.eye(m)
     else:
         spread = np.repeat(np.eye(len(hidden)), hidden, axis=0)
-    return _Lmi(A, n0, gram, -2.0 * alpha * beta, alpha + beta, -2.0, spread)
+    return _Lmi(A, n0, constant, -2.0 * alpha * beta, alpha + beta, -2.0, spread, tuple(layers),
+                form == "neuron")
 
 
 def _row_space(W0: np.ndarray) -> np.ndarray:
@@ -178,47 +211,83 @@ def _initial_point(weights: Sequence[np.ndarray], lmi_data: _Lmi) -> tuple[float
     """A strictly feasible layer-constant point by Young's inequality on the cross terms of ``P``.
 
     ``2q x' W u <= |x|^2 + q^2 ||W||^2 |u|^2`` makes every diagonal block of the
-    bound negative with ``lambda_l = 2 ||Wl||^2``, ``lambda_k = 2 q^2 ||W_k||^2
-    lambda_{k+1}`` and ``s = 2 q^2 ||W0||^2 lambda_1`` (``-2ab A'TA <= 0`` only helps).
+    bound negative with ``lambda_l = 2 ||Wl||^2``, ``lambda_k = 2 c ||W_k||^2
+    lambda_{k+1}`` and ``s = 2 c ||W0||^2 lambda_1``, ``c = q^2 + max(p, 0)``
+    (``p A'TA = -2ab A'TA`` only helps when ``alpha >= 0``). Scaling ``(s, t)`` up
+    keeps it feasible (``P`` minus its constant is negative definite there): this
+    absorbs the margin.
     """
     norms = [float(np.linalg.norm(w, 2)) for w in weights]
-    q2 = lmi_data.q**2
+    c = lmi_data.q**2 + max(lmi_data.p, 0.0)
     lam = [0.0] * (len(weights) - 1)
     lam[-1] = 2.0 * norms[-1] ** 2
     for k in range(len(weights) - 3, -1, -1):
-        lam[k] = 2.0 * q2 * norms[k + 1] ** 2 * lam[k + 1]
-    s = 2.0 * q2 * norms[0] ** 2 * lam[0]
+        lam[k] = 2.0 * c * norms[k + 1] ** 2 * lam[k + 1]
+    s = 2.0 * c * norms[0] ** 2 * lam[0]
     per_neuron = np.repeat(lam, [w.shape[0] for w in weights[:-1]])
     x = np.linalg.lstsq(lmi_data.spread, per_neuron, rcond=None)[0]
+    for _ in range(60):
+        if _strictly_feasible_slack(lmi_data, s, x)[1] is not None:
+            break
+        s, x = 2.0 * s, 2.0 * x
     return s, x
 
 
 @dataclass(frozen=True)
 class _State:
-    """An iterate: ``y = (x, s)`` strictly feasible with ``Z = -P(y)``; the dual ``X > 0``, ``w > 0``."""
+    """An iterate: ``y = (x, s)`` strictly feasible with ``Z = -P(y)``; the dual ``X > 0``, ``w > 0``.
+
+    ``factor`` and ``factor_X`` are the Cholesky factors of ``Z`` and ``X``:
+    they prove both strictly inside their cones and serve the next step.
+    """
 
     s: float
     x: np.ndarray
+    Z: np.ndarray
     factor: np.ndarray  # Cholesky factor of Z
     X: np.ndarray
+    factor_X: np.ndarray
     w: np.ndarray
 
     @staticmethod
     def centred(lmi_data: _Lmi, s: float, x: np.ndarray) -> _State:
         """Start on the central path's direction: ``X = theta Z^-1``, ``w = theta / x``."""
-        factor = _cholesky(-lmi_data.matrix(s, lmi_data.spread @ x))
+        Z, factor = _strictly_feasible_slack(lmi_data, s, x)
         if factor is None:
             raise SolverError("pylip's LipSDP engine: the initial point is not strictly feasible")
+        inverse = _triangular_inverse(factor)
+        Zinv = inverse.T @ inverse
         theta = s / (lmi_data.size + x.size)
-        Zinv = scipy.linalg.cho_solve((factor, True), np.eye(lmi_data.size), check_finite=False)
-        return _State(s, x, factor, theta * Zinv, theta / x)
+        X = theta * Zinv
+        factor_X = _cholesky(X)
+        if factor_X is None:
+            raise SolverError("pylip's LipSDP engine: the initial point is too ill-conditioned")
+        return _State(s, x, Z, factor, X, factor_X, theta / x)
 
     @property
     def gap(self) -> float:
         """``<X, Z> + w'x``: the duality gap (``s`` minus the dual bound when the dual is feasible)."""
-        Z = self.factor @ self.factor.T
-        return float(np.sum(self.X * Z) + self.w @ self.x)
+        return float(np.sum(self.X * self.Z) + self.w @ self.x)
 
+
+def _strictly_feasible_slack(lmi_data: _Lmi, s: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``Z = -P(s, x) - margin I`` and its Cholesky factor (``None`` if ``Z`` is not positive definite)."""
+    Z = -lmi_data.matrix(s, lmi_data.spread @ x)
+    return Z, _cholesky(Z)
+
+
+def _dual_bound(lmi_data: _Lmi, state: _State) -> float:
+    """A lower bound on the SDP's optimum from the dual matrix ``X >= 0`` (weak duality).
+
+    For every feasible ``(s, t)``: ``0 >= <X, P> = sum_i t_i <X, F_i> - s tr(X_00) + <X, C>``
+    (``C`` the constant term), so ``s >= (<X, C> + sum_i t_i <X, F_i>) / tr(X_00)``;
+    with every ``<X, F_i> >= 0`` that is at least ``<X, C> / tr(X_00)``. Rounding
+    leaves some ``<X, F_i>`` slightly negative; they are charged at the current
+    ``t`` (near the optimal one), so the stop is sound up to that rounding.
+    """
+    pairing = _pairing(lmi_data, state.X)
+    charged = float(np.minimum(pairing[:-1], 0.0) @ state.x)
+    return (float(np.sum(state.X * lmi_data.constant)) + charged) / -pairing[-1]
 
 
 def _cholesky(matrix: np.ndarray) -> np.ndarray | None:
@@ -228,11 +297,28 @@ def _cholesky(matrix: np.ndarray) -> np.ndarray | None:
         return None
 
 
+def _triangular_inverse(factor: np.ndarray) -> np.ndarray:
+    inverse, info = scipy.linalg.lapack.dtrtri(factor, lower=1)
+    if info != 0:
+        raise SolverError("pylip's LipSDP engine: a singular Cholesky factor")
+    return np.tril(inverse)
+
+
+def _left_A(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
+    """``A S`` layer by layer: ``A`` is block bidiagonal (``W_k`` in row block ``k``, column block ``k``)."""
+    return np.vstack([w @ S[cols] for w, _, cols in lmi_data.layers])
+
+
+def _right_At(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
+    """``S A'`` layer by layer."""
+    return np.hstack([S[:, cols] @ w.T for w, _, cols in lmi_data.layers])
+
+
 def _blocks(lmi_data: _Lmi, S: np.ndarray) -> tuple[np.ndarray, ...]:
     """``U' S U`` for ``U = [A', B']``: ``A S A'``, ``A S B'``, ``B S B'``, and ``A S E_0``, ``B S E_0``."""
     n0 = lmi_data.n0
-    AS = lmi_data.A @ S
-    return AS @ lmi_data.A.T, AS[:, n0:], S[n0:, n0:], AS[:, :n0], S[n0:, :n0]
+    AS = _left_A(lmi_data, S)
+    return _right_At(lmi_data, AS), AS[:, n0:], S[n0:, n0:], AS[:, :n0], S[n0:, :n0]
 
 
 def _schur(lmi_data: _Lmi, X: np.ndarray, Zinv: np.ndarray) -> np.ndarray:
@@ -258,18 +344,19 @@ def _schur(lmi_data: _Lmi, X: np.ndarray, Zinv: np.ndarray) -> np.ndarray:
     n0, spread = lmi_data.n0, lmi_data.spread
     k = spread.shape[1]
     hess = np.empty((k + 1, k + 1))
-    hess[:k, :k] = spread.T @ hess_t @ spread
+    hess[:k, :k] = hess_t if lmi_data.neuron_form else spread.T @ hess_t @ spread
     hess[:k, k] = hess[k, :k] = spread.T @ cross
     hess[k, k] = float(np.sum(X[:n0, :n0] * Zinv[:n0, :n0]))
     return hess
 
 
 def _pairing(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
-    """``tr(F_i S)`` for every ``y_i``: the multipliers' ``tr(M U_i' S U_i)``, then ``-tr(S_00)``."""
-    p, q, r = lmi_data.p, lmi_data.q, lmi_data.r
-    saa, sae, see, _, _ = _blocks(lmi_data, S)
-    per_neuron = p * np.diag(saa) + 2.0 * q * np.diag(sae) + r * np.diag(see)
-    return np.append(lmi_data.spread.T @ per_neuron, -float(np.trace(S[: lmi_data.n0, : lmi_data.n0])))
+    """``tr(F_i S)`` for every ``y_i`` (``S`` symmetric): ``tr(M U_i' S U_i)``, then ``-tr(S_00)``."""
+    p, q, r, n0 = lmi_data.p, lmi_data.q, lmi_data.r, lmi_data.n0
+    AS = _left_A(lmi_data, S)
+    saa = np.concatenate([np.sum(AS[rows][:, cols] * w, axis=1) for w, rows, cols in lmi_data.layers])
+    per_neuron = p * saa + 2.0 * q * np.diag(AS[:, n0:]) + r * np.diag(S)[n0:]
+    return np.append(lmi_data.spread.T @ per_neuron, -float(np.trace(S[:n0, :n0])))
 
 
 def _equilibrated_solver(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -282,17 +369,45 @@ def _equilibrated_solver(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarra
     scaled = matrix * scale[:, None] * scale[None, :]
     try:
         cho = scipy.linalg.cho_factor(scaled, check_finite=False)
-        return lambda rhs: scale * scipy.linalg.cho_solve(cho, scale * rhs, check_finite=False)
+
+        def once(rhs: np.ndarray) -> np.ndarray:
+            return scale * scipy.linalg.cho_solve(cho, scale * rhs, check_finite=False)
     except np.linalg.LinAlgError:
         lu = scipy.linalg.lu_factor(scaled, check_finite=False)
-        return lambda rhs: scale * scipy.linalg.lu_solve(lu, scale * rhs, check_finite=False)
+
+        def once(rhs: np.ndarray) -> np.ndarray:
+            return scale * scipy.linalg.lu_solve(lu, scale * rhs, check_finite=False)
+
+    def refined(rhs: np.ndarray) -> np.ndarray:
+        solution = once(rhs)
+        for _ in range(REFINEMENTS):
+            solution = solution + once(rhs - matrix @ solution)
+        return solution
+
+    return refined
 
 
-def _max_step(factor: np.ndarray, change: np.ndarray) -> float:
-    """The largest ``h`` with ``L L' + h change >= 0`` (``inf`` if every ``h >= 0`` is)."""
-    whitened = scipy.linalg.solve_triangular(factor, change, lower=True, check_finite=False)
-    whitened = scipy.linalg.solve_triangular(factor, whitened.T, lower=True, check_finite=False)
-    low = float(scipy.linalg.eigvalsh(0.5 * (whitened + whitened.T), subset_by_index=[0, 0])[0])
+def _lowest_eigenvalue(symmetric: np.ndarray) -> float:
+    """The smallest eigenvalue; by Lanczos (ARPACK) on large matrices, where it is several times faster.
+
+    Lanczos approaches the lowest eigenvalue from above, so a step computed
+    from it may overshoot the cone slightly: the caller checks every new
+    iterate by a Cholesky factorisation and shortens the step if it fails.
+    """
+    if symmetric.shape[0] > LANCZOS_SIZE:
+        try:
+            values = scipy.sparse.linalg.eigsh(symmetric, k=1, which="SA", tol=LANCZOS_TOLERANCE,
+                                               return_eigenvectors=False)
+            return float(values[0])
+        except scipy.sparse.linalg.ArpackNoConvergence:
+            pass
+    return float(scipy.linalg.eigvalsh(symmetric, subset_by_index=[0, 0], check_finite=False)[0])
+
+
+def _max_step(inverse_factor: np.ndarray, change: np.ndarray) -> float:
+    """The largest ``h`` with ``L L' + h change >= 0`` (``inf`` if every ``h >= 0`` is); ``L^-1`` given."""
+    whitened = inverse_factor @ change @ inverse_factor.T
+    low = _lowest_eigenvalue(0.5 * (whitened + whitened.T))
     return -1.0 / low if low < 0.0 else np.inf
 
 
@@ -301,18 +416,33 @@ def _max_positive_step(v: np.ndarray, dv: np.ndarray) -> float:
     return float(np.min(-v[falling] / dv[falling])) if np.any(falling) else np.inf
 
 
+@dataclass(frozen=True)
+class _Direction:
+    """A step ``(dy, dZ)`` of the multipliers and ``(dX, dw)`` of the dual."""
+
+    dy: np.ndarray
+    dZ: np.ndarray
+    dX: np.ndarray
+    dw: np.ndarray
+
+
 def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
     """One Mehrotra-type predictor / centring step of the HKM primal-dual method.
 
     The dual-form SDP ``min s`` s.t. ``Z = -P(y) >= 0``, ``x >= 0`` has the dual
-    ``max <X, Wl'Wl>`` s.t. ``tr(X E_0) = 1``, ``<X, F_i> = w_i >= 0``. With
+    ``max <X, C>`` s.t. ``tr(X E_0) = 1``, ``<X, F_i> = w_i >= 0``. With
     ``g_i = tr(F_i Z^-1) - 1/x_i`` and ``H = [tr(F_i X F_j Z^-1)] + diag(w/x)``
     the HKM direction for the target ``sigma mu`` is linear in ``sigma mu``:
-    ``H dy = -e_s - sigma mu g`` (the dual residual cancels out); ``dX``
-    and ``dw`` follow.
+    ``H dy = -e_s - sigma mu g`` (the dual residual cancels out); ``dX`` and
+    ``dw`` follow. ``Z^-1`` comes from the Cholesky factor's triangular
+    inverse, which also whitens ``dZ`` for the step length. (Mehrotra's
+    second-order corrector was tried: on these problems it made ``s`` oscillate
+    and took three times as many steps.)
     """
     n, k = lmi_data.size, state.x.size
-    Zinv = scipy.linalg.cho_solve((state.factor, True), np.eye(n), check_finite=False)
+    inverse = _triangular_inverse(state.factor)
+    Zinv = inverse.T @ inverse
+    inverse_X = _triangular_inverse(state.factor_X)
     hess = _schur(lmi_data, state.X, Zinv)
     hess[:k, :k] += np.diag(state.w / state.x)
     gradient = _pairing(lmi_data, Zinv)
@@ -320,48 +450,56 @@ def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
     solve = _equilibrated_solver(hess)
     objective = np.zeros(k + 1)
     objective[-1] = 1.0
-    affine = solve(-objective)  # the dual residual cancels from the HKM system
+    affine = solve(-objective)
     centring = solve(-gradient)
     mu = state.gap / (n + k)
 
-    def direction(target: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def direction(target: float) -> _Direction:
         dy = affine + target * centring
-        dZ = -(lmi_data.matrix(dy[-1], lmi_data.spread @ dy[:-1]) - lmi_data.output_gram)
+        dZ = -(lmi_data.matrix(dy[-1], lmi_data.spread @ dy[:-1]) - lmi_data.constant)
         XdZ = state.X @ dZ @ Zinv
         dX = target * Zinv - state.X - 0.5 * (XdZ + XdZ.T)
         dw = target / state.x - state.w - (state.w / state.x) * dy[:k]
-        return dy, dZ, dX, dw
+        return _Direction(dy, dZ, dX, dw)
 
-    def lengths(
-        dy: np.ndarray, dZ: np.ndarray, dX: np.ndarray, dw: np.ndarray
-    ) -> tuple[float, float]:
-        factor_X = _cholesky(state.X)
-        primal = 0.0 if factor_X is None else min(_max_step(factor_X, dX), _max_positive_step(state.w, dw))
-        dual = min(_max_step(state.factor, dZ), _max_positive_step(state.x, dy[:k]))
+    def lengths(d: _Direction) -> tuple[float, float]:
+        primal = min(_max_step(inverse_X, d.dX), _max_positive_step(state.w, d.dw))
+        dual = min(_max_step(inverse, d.dZ), _max_positive_step(state.x, d.dy[:k]))
         return min(1.0, STEP * primal), min(1.0, STEP * dual)
 
-    dy, dZ, dX, dw = direction(0.0)
-    primal, dual = lengths(dy, dZ, dX, dw)
-    Z = state.factor @ state.factor.T
-    predicted = float(np.sum((state.X + primal * dX) * (Z + dual * dZ)))
-    predicted += float((state.w + primal * dw) @ (state.x + dual * dy[:k]))
+    predictor = direction(0.0)
+    primal, dual = lengths(predictor)
+    predicted = float(np.sum((state.X + primal * predictor.dX) * (state.Z + dual * predictor.dZ)))
+    predicted += float((state.w + primal * predictor.dw) @ (state.x + dual * predictor.dy[:k]))
     sigma = min(1.0, max(predicted / state.gap, 0.0) ** 3)
-    dy, dZ, dX, dw = direction(sigma * mu)
-    primal, dual = lengths(dy, dZ, dX, dw)
-    x, s = state.x + dual * dy[:k], state.s + dual * dy[-1]
-    factor = _cholesky(-lmi_data.matrix(s, lmi_data.spread @ x))
-    while factor is None or np.any(x <= 0.0):  # rounding at the boundary: shorten
-        dual *= 0.5
-        x, s = state.x + dual * dy[:k], state.s + dual * dy[-1]
-        factor = _cholesky(-lmi_data.matrix(s, lmi_data.spread @ x))
-    X = state.X + primal * dX
-    w = state.w + primal * dw
-    return _State(s, x, factor, 0.5 * (X + X.T), w)
+    step = direction(sigma * mu)
+    primal, dual = lengths(step)
+    return _next_state(lmi_data, state, step, primal, dual)
 
 
-def _dual_residual(lmi_data: _Lmi, X: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``e_s + <X, F> - (w, 0)``: zero when ``(X, w)`` is feasible for the dual SDP."""
-    residual = -_pairing(lmi_data, X)
+def _dual_infeasibility(lmi_data: _Lmi, state: _State) -> float:
+    """The largest violation of the dual's equations ``tr(X E_0) = 1``, ``<X, F_i> = w_i``."""
+    residual = -_pairing(lmi_data, state.X)
     residual[-1] -= 1.0
-    residual[:-1] += w
-    return residual
+    residual[:-1] += state.w
+    return float(np.max(np.abs(residual)))
+
+
+def _next_state(lmi_data: _Lmi, state: _State, step: _Direction, primal: float, dual: float) -> _State:
+    """Take the steps, halving each until its new point has a Cholesky factor (rounding at the boundary)."""
+    k = state.x.size
+    while True:
+        x, s = state.x + dual * step.dy[:k], state.s + dual * step.dy[-1]
+        Z, factor = _strictly_feasible_slack(lmi_data, s, x)
+        if factor is not None and np.all(x > 0.0):
+            break
+        dual *= 0.5
+    while True:
+        X = state.X + primal * step.dX
+        X = 0.5 * (X + X.T)
+        w = state.w + primal * step.dw
+        factor_X = _cholesky(X)
+        if factor_X is not None and np.all(w > 0.0):
+            break
+        primal *= 0.5
+    return _State(s, x, Z, factor, X, factor_X, w)

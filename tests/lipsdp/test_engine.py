@@ -1,4 +1,4 @@
-"""pylip's LipSDP engine (pylip.engine) against an independent cvxpy + Clarabel model of the SDP (6)."""
+"""pylip.lipsdp.engine, the LipSDP engine, against an independent cvxpy + Clarabel model of the SDP (6)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ RELATIVE = 1e-6  # the engine must give the SDP's optimum to this (issue 11); re
 SECTORS = {"tanh": (0.0, 1.0), "relu": (0.0, 1.0), "sigmoid": (0.0, 0.25)}
 
 
-def reference_bound(weights: list[np.ndarray], alpha: float, beta: float, form: str = "neuron") -> float:
+def reference_bound(
+    weights: list[np.ndarray], alpha: float, beta: float, form: str = "neuron", margin: float = 0.0
+) -> float:
     """LipSDP (6) written out directly: z = [x; x1; ...; xl], P = sum of one quadratic form per layer."""
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights[:-1]]
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -40,7 +42,7 @@ def reference_bound(weights: list[np.ndarray], alpha: float, beta: float, form: 
     select = np.zeros((size, size))
     select[: sizes[0], : sizes[0]] = np.eye(sizes[0])
     P = sum(terms) + last.T @ last - squared * select
-    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << 0])
+    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << -margin * np.eye(size)])
     problem.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
     assert problem.status == "optimal"
     return float(np.sqrt(squared.value))
@@ -73,6 +75,42 @@ def test_engine_matches_the_sdp_optimum(sizes: tuple[int, ...], activation: str,
     assert certificate.verified
     certificate.prove(weights)
     assert abs(certificate.bound / expected - 1.0) <= RELATIVE
+
+
+# (alpha, beta): tanh / ReLU, sigmoid, a narrower sector with alpha > 0, and alpha < 0 (a
+# leaky slope of the wrong sign, e.g. SiLU's [-0.1, 1.1]; |alpha| > beta folds by |alpha|)
+GENERAL_SECTORS = [(0.0, 1.0), (0.0, 0.25), (0.2, 0.9), (-0.1, 1.1), (-0.5, 0.3)]
+SHAPES = [(3, 7, 2), (4, 6, 5, 2), (2, 12, 12, 3), (3, 5, 5, 5, 5, 2)]  # depth 1-4, widths 5-12
+
+
+@pytest.mark.parametrize("alpha, beta", GENERAL_SECTORS)
+@pytest.mark.parametrize("sizes", SHAPES)
+@pytest.mark.parametrize("form", ["neuron", "layer"])
+def test_engine_matches_the_sdp_optimum_in_every_sector(
+    sizes: tuple[int, ...], alpha: float, beta: float, form: str
+) -> None:
+    rng = np.random.default_rng(len(sizes) * 100 + int(10 * alpha) + int(10 * beta))
+    weights = random_network(rng, sizes)
+    certificate = pylip.certify(weights, alpha=alpha, beta=beta, form=form, formulation="engine")
+    assert certificate.solver == "PYLIP-ENGINE" and certificate.verified
+    certificate.prove(weights)
+    expected = reference_bound(weights, alpha, beta, form=form)
+    assert abs(certificate.bound / expected - 1.0) <= RELATIVE
+
+
+@pytest.mark.parametrize("form", ["neuron", "layer"])
+def test_the_engine_honours_the_margin(form: str) -> None:
+    # unit spectral norms and beta = 1: certify's exact rescaling is the identity, so its margin
+    # (applied to the rescaled LMI) is the reference's P <= -margin I
+    rng = np.random.default_rng(9)
+    weights = [w / np.linalg.norm(w, 2) for w in random_network(rng, (3, 6, 5, 2))]
+    margin = 0.05
+    plain = pylip.certify(weights, activation="relu", form=form, formulation="engine", margin=0.0)
+    kept = pylip.certify(weights, activation="relu", form=form, formulation="engine", margin=margin)
+    expected = reference_bound(weights, 0.0, 1.0, form=form, margin=margin)
+    assert abs(kept.bound / expected - 1.0) <= RELATIVE
+    assert kept.bound > plain.bound * (1.0 + 100 * RELATIVE)  # the margin changed the answer
+    kept.prove(weights)
 
 
 def test_zero_rows_and_rank_deficient_weights() -> None:
@@ -112,6 +150,19 @@ def test_auto_uses_the_engine_for_deep_nets_unless_a_solver_is_named(monkeypatch
     assert pylip.certify(random_network(rng, (3, 5, 2))).solver != "PYLIP-ENGINE"
     monkeypatch.setenv("PYLIP_SOLVER", "CLARABEL")
     assert pylip.certify(deep).solver == "CLARABEL"
+
+
+def test_auto_uses_the_engine_for_one_wide_hidden_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)
+    rng = np.random.default_rng(12)
+    wide = random_network(rng, (40, 20, 10))  # the reduced form's cone: 20 + 10 rows
+    narrow = random_network(rng, (10, 12, 2))  # 10 + 2 rows
+    auto = pylip.certify(wide, activation="relu")
+    assert auto.solver == "PYLIP-ENGINE"
+    reduced = pylip.certify(wide, activation="relu", formulation="reduced")
+    assert abs(auto.bound / reduced.bound - 1.0) <= RELATIVE
+    assert pylip.certify(narrow).solver == "CLARABEL"
+    assert pylip.certify(wide, solver="CLARABEL").solver == "CLARABEL"
 
 
 def test_bad_inputs_are_refused() -> None:
@@ -156,3 +207,39 @@ def test_a_stalled_engine_hands_the_sdp_to_the_structured_formulation(monkeypatc
     assert "engine did not reach" in fallen_back.notes[-1]
     structured = pylip.certify(weights, formulation="structured", solver="CLARABEL")
     assert fallen_back.bound == pytest.approx(structured.bound, rel=1e-12)
+
+
+def test_a_fallback_solver_is_tried_only_where_its_sdp_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pylip.errors import SolverError
+    from pylip.lipsdp import memory
+
+    def stalled(*args, **kwargs):
+        raise SolverError("pylip's LipSDP engine did not reach a relative gap of 1e-09 in 200 steps")
+
+    monkeypatch.setattr(engine, "solve_certificate_sdp", stalled)
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)
+    rng = np.random.default_rng(6)
+    weights = random_network(rng, (4, 10, 10, 2))
+    sizes = [4, 10, 10, 2]
+    cones = memory.certificate_cone_sizes("structured", sizes)
+    interior = memory.estimate("structured", cones, "CLARABEL").bytes
+    first_order = memory.estimate("structured", cones, "SCS").bytes
+    # room for the engine and SCS, not for an interior-point solver's structured SDP
+    room = (interior + first_order) / 2
+    assert memory.engine_estimate(sizes).bytes < room and first_order < room < interior
+    monkeypatch.setattr(memory, "available_bytes", lambda: room / memory.FIT_FRACTION)
+    fallen_back = pylip.certify(weights)
+    assert fallen_back.solver == "SCS" and fallen_back.verified  # Clarabel, then CVXOPT, were skipped
+
+
+@pytest.mark.skipif("CVXOPT" not in cp.installed_solvers(), reason="CVXOPT is not installed")
+def test_the_structured_formulation_defaults_to_cvxopt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)
+    rng = np.random.default_rng(7)
+    weights = random_network(rng, (3, 5, 5, 2))
+    default = pylip.certify(weights, formulation="structured")
+    assert default.solver == "CVXOPT" and default.verified
+    assert abs(default.bound / reference_bound(weights, 0.0, 1.0) - 1.0) <= RELATIVE
+    assert pylip.certify(weights, formulation="structured", solver="SCS").solver == "SCS"
+    monkeypatch.setenv("PYLIP_SOLVER", "CLARABEL")
+    assert pylip.certify(weights, formulation="structured").solver == "CLARABEL"
