@@ -175,6 +175,18 @@ def solve_deep_step(
     """
     start = time.perf_counter()
     problem = _validated(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
+    fixed = problem.squared_bound
+    if fixed is not None and problem.inverse_slack(problem.targets, fixed) is not None:
+        # the targets already satisfy the LMI (with its margin): they are the projection itself
+        return DeepStepSolution(
+            W_bar=[np.array(g, dtype=np.float64) for g in problem.targets],
+            squared_bound=float(fixed),
+            objective=0.0,
+            newton_steps=0,
+            cg_steps=0,
+            gap=0.0,
+            solve_time=time.perf_counter() - start,
+        )
     W, squared = _initial_point(problem)
     weight = _initial_weight(problem, W, squared)
     newton = cg_total = 0

@@ -142,8 +142,7 @@ def secure_weights(
             "weights to reach a provable point"
         )
     failing, proven, proven_proof = 1.0, None, None
-    for exponent in range(-15, 1):  # s = 1 - 10^-15, ..., 1 - 10^-1, 0
-        s = 1.0 - 10.0**exponent if exponent < 0 else 0.0
+    for s in _shrink_ladder():
         candidate = prove_certificate([s * w for w in weights], t, bound, alpha, beta, keep_matrix=True)
         if candidate.holds:
             proven, proven_proof = s, candidate
@@ -166,6 +165,11 @@ def secure_weights(
     shrunk = [proven * w for w in weights]
     words = f"weights shrunk by a factor 1 - {1.0 - proven:.2e}"
     return ProvenPoint(shrunk, t, bound, proven_proof, words, 1.0 - proven)
+
+
+def _shrink_ladder() -> list[float]:
+    """``1 - 10^-15, ..., 1 - 10^-1``, then ``2^-1, ..., 2^-40`` and ``0``: the factors tried first."""
+    return [1.0 - 10.0**e for e in range(-15, 0)] + [2.0**-k for k in range(1, 41)] + [0.0]
 
 
 def secure_step(

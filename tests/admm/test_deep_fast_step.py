@@ -133,3 +133,18 @@ def test_both_step_solvers_read_a_diagonal_T_and_refuse_a_coupled_one():
         solve_deep_step(W, coupled, **settings)
     with pytest.raises(InputError, match=r"t must be > margin/2 .* at neurons \[0\]"):
         solve_step_dual(W[0], W[1], np.concatenate([[0.0], t[1:]]), **settings)
+
+
+def test_enforce_step_with_feasible_targets_returns_them_exactly():
+    """A non-binding L_des (targets already inside the LMI): the projection is the targets
+    themselves; the barrier method used to chase a zero objective until its weight overflowed."""
+    sizes = (3, 6, 5, 2)
+    W = net(sizes, 3, gain=0.5)
+    t = multiplier(sizes)
+    L_des = 10.0 * float(np.prod([np.linalg.norm(w, 2) for w in W])) * np.sqrt(2.0 / t.min())
+    solution = solve_deep_step(W, t, mode="enforce", squared_bound=L_des**2, margin=1e-9)
+    assert solution.newton_steps == 0 and solution.objective == 0.0
+    assert all(np.array_equal(a, b) for a, b in zip(solution.W_bar, W))
+    step = DeepLipschitzStep(sizes, np.diag(t), mode="enforce", method="structured")
+    out = step.solve(W, None, rho=1.0, L_des=L_des)
+    assert all(np.array_equal(a, b) for a, b in zip(out.W_bar, W)) and not out.repaired
