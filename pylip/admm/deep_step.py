@@ -57,7 +57,7 @@ import numpy as np
 
 from ..errors import InputError, SolverError
 from ..lipsdp import lmi, memory, solvers
-from ..lipsdp.certificate import DEFAULT_MARGIN
+from ..lipsdp.certificate import DEFAULT_MARGIN, fallback_solvers
 from ..lipsdp.repair import secure_step
 from ..lipsdp.solvers import SolveInfo, resolve_solver, solve, value_of
 from ..validation import as_layer_list, as_matrix, as_scalar
@@ -525,7 +525,7 @@ class DeepLipschitzStep:
         return W_bar, float(value_of(self.squared)), info, fallback
 
     def _solve(self) -> tuple[SolveInfo, bool]:
-        """Solve at pylip's tolerances; if the solver gives up there, retry at looser ones.
+        """Solve at pylip's tolerances; if the solver gives up, retry looser, then with other solvers.
 
         Clarabel at gap and feasibility 1e-12 (:data:`pylip.solvers.SOLVER_OPTIONS`)
         sometimes stops with "insufficient progress" near the optimum, which
@@ -545,6 +545,14 @@ class DeepLipschitzStep:
             except SolverError:
                 continue
             logger.info("%s: %s failed at its default tolerances, solved at %s", what, self.solver, options)
+            return info, True
+        for other in fallback_solvers(self.solver):
+            try:
+                memory.require_step_fits(what, self.problem_sizes, other, fast_available=False)
+                info = solvers.solve(self.problem, other, what=what)
+            except (SolverError, InputError):
+                continue
+            logger.info("%s: %s failed, solved with %s", what, self.solver, other)
             return info, True
         raise failure
 

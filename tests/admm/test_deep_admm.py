@@ -310,3 +310,33 @@ def test_badly_scaled_steps_are_solved_exactly_rescaled(method, mode, gain):
         assert pylip.verify(out.W_bar, out.bound if mode == "regularize" else bound, np.diag(tt)).holds
     for w_base, w_scaled in zip(results[0].W_bar, results[1].W_bar):
         assert np.allclose(w_scaled / gain, w_base, rtol=1e-5, atol=1e-6 * np.abs(w_base).max())
+
+
+def test_deep_step_falls_back_to_other_solvers(monkeypatch):
+    """Issue 12 step campaign: Clarabel failed outright on some deep, badly scaled steps that
+    CVXOPT solved; the deep step now tries the other installed solvers, and the point it
+    returns is proven like any other."""
+    from pylip.admm import deep_step as module
+    from pylip.lipsdp.certificate import fallback_solvers
+
+    if not fallback_solvers("CLARABEL"):
+        pytest.skip("no solver besides Clarabel is installed (pip install 'pylip[solvers]')")
+    real = module.solve
+    tried = []
+
+    def clarabel_fails(problem, solver, **kwargs):
+        tried.append(solver)
+        raise module.SolverError(f"{solver} failed", status="solver_error")
+
+    monkeypatch.setattr(module, "solve", clarabel_fails)
+    monkeypatch.setattr(module.solvers, "solve", lambda problem, solver, **kw: (
+        clarabel_fails(problem, solver) if solver == "CLARABEL" else real(problem, solver, **kw)))
+    sizes = (3, 5, 4, 2)
+    W = net(sizes, 2)
+    cert, T = certified(W)
+    t = np.diag(T)
+    L_des = 0.5 * cert.bound
+    step = DeepLipschitzStep(sizes, np.diag(t), mode="enforce", method="cvxpy")
+    out = step.solve(W, None, rho=1.0, L_des=L_des)
+    assert tried and set(tried) == {"CLARABEL"} and out.fallback
+    assert pylip.verify(out.W_bar, L_des, np.diag(t)).holds
