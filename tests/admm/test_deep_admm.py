@@ -336,7 +336,7 @@ def test_deep_step_falls_back_to_other_solvers(monkeypatch):
     cert, T = certified(W)
     t = np.diag(T)
     L_des = 0.5 * cert.bound
-    step = DeepLipschitzStep(sizes, np.diag(t), mode="enforce", method="cvxpy")
+    step = DeepLipschitzStep(sizes, np.diag(t), mode="enforce", method="cvxpy", solver="CLARABEL")
     out = step.solve(W, None, rho=1.0, L_des=L_des)
     assert tried and set(tried) == {"CLARABEL"} and out.fallback
     assert pylip.verify(out.W_bar, L_des, np.diag(t)).holds
