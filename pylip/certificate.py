@@ -257,7 +257,8 @@ def certify(
     Args:
         weights: ``[W0, ..., Wl]``, each ``n_{i+1} x n_i`` (arrays or nested lists),
             or a feed-forward ``torch.nn.Module`` (:mod:`pylip.models`), whose
-            activation modules set ``alpha`` and ``beta``.
+            activation modules set ``alpha`` and ``beta`` (one sector per
+            hidden layer where they differ).
         form: ``"neuron"`` (diagonal T), ``"layer"`` (one multiplier per layer)
             or ``"network"`` (coupled T; unsound, needs ``allow_unsound=True``).
         alpha, beta: slope sector of the activation (eq. 2); default from
@@ -415,9 +416,9 @@ def single_layer_certificate(weight: np.ndarray, *, form: str = "neuron", margin
 
 
 def _model_weights_and_sector(
-    weights: Any, alpha: float | None, beta: float | None
-) -> tuple[Any, float | None, float | None]:
-    """A torch model's weights and its one slope sector (:mod:`pylip.models`); other input as given."""
+    weights: Any, alpha: Any, beta: Any
+) -> tuple[Any, Any, Any]:
+    """A torch model's weights and its sectors, per layer where they differ (:mod:`pylip.models`)."""
     from .models import is_torch_module, network_from_torch
 
     if not is_torch_module(weights):
@@ -428,7 +429,7 @@ def _model_weights_and_sector(
             "pass the weights (pylip.models.network_from_torch(model).weights) with alpha and beta"
         )
     network = network_from_torch(weights)
-    a, b = network.common_sector()
+    a, b = network.certify_sector()
     return network.weights, a, b
 
 

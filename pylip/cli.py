@@ -39,7 +39,8 @@ def _cmd_certify(args: argparse.Namespace) -> int:
             cert = certify(net.weights, form=form, solver=args.solver, **sector)
             print(f"  {_certificate_line(cert)}", flush=True)
         if activation is None:
-            print(f"  sampled lower bound: not computed for {label} (only for tanh, relu or sigmoid nets)")
+            print(f"  sampled lower bound: not computed for {label} "
+                  "(only for nets with one activation: tanh, relu or sigmoid)")
             continue
         _progress(args, f"sampling {args.samples} Jacobians of {net.name} ...")
         lower = sampled_lower_bound(
