@@ -312,6 +312,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     verdicts = [_report(result, elapsed, args) for result, elapsed in runs]
     elapsed = time.perf_counter() - start
     print(f"reproduce: both examples in {elapsed:.1f} s; {reproduce_verdict(args, verdicts)}")
+    from .parity import format_versions
+
+    print(format_versions())  # a solver release can move the tables' numbers
     return 0 if all(verdicts) else 1
 
 

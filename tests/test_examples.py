@@ -11,7 +11,7 @@ import scipy.io
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from pylip import examples, io  # noqa: E402
+from pylip import examples, io, parity  # noqa: E402
 from pylip.cli import main  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -127,3 +127,4 @@ def test_reproduce_runs_both_examples_in_worker_processes(tmp_path, capsys):
     assert code == 0
     assert "Table I (classifier_example)" in out and "Table II (sin_example)" in out
     assert (tmp_path / "sin_example_res.mat").exists() and (tmp_path / "classifier_example_fit.png").exists()
+    assert parity.format_versions() in out  # the versions the tables were computed with
