@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pylip.cpu_arithmetic import request_avx2_mkl
-from pylip.solvers import SOLVER_ENV_VAR, default_solver, mosek_available
+from pylip.lipsdp.solvers import SOLVER_ENV_VAR, default_solver, mosek_available
+from pylip.train.cpu_arithmetic import request_avx2_mkl
 
 # The tests run the arithmetic the `pylip` command runs and the recordings were made in.
 request_avx2_mkl()

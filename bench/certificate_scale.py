@@ -51,8 +51,8 @@ def child(kind: str, spec: str) -> None:
     """Run one measurement and print a JSON line."""
     import numpy as np
 
-    from pylip.admm import LipschitzStep
-    from pylip.certificate import certify
+    from pylip.admm.step import LipschitzStep
+    from pylip.lipsdp.certificate import certify
 
     weights = _weights(spec)
     start = time.perf_counter()

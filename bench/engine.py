@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pylip  # noqa: E402
-from pylip import lmi  # noqa: E402
+from pylip.lipsdp import lmi  # noqa: E402
 
 PEERS = ROOT / "reference" / "peers" / "lipsdp"
 DENSE_LIMIT = 400  # 784-50-10's 834 x 834 cone did not finish in 4 minutes here

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 import pylip
-from pylip.margins import certify_margins, difference_row
+from pylip.lipsdp.margins import certify_margins, difference_row
 
 
 def _net(sizes: list[int], seed: int) -> list[np.ndarray]:

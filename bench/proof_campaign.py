@@ -86,18 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         weights, activation, form = random_case(rng)
         solver = solvers[index % len(solvers)]
         counts["tried"] += 1
-        try:
-            if solver == "engine":
-                cert = pylip.certify(weights, activation=activation, form=form, formulation="engine")
-            else:
-                cert = pylip.certify(weights, activation=activation, form=form, solver=solver)
-        except PylipError as exc:
-            errors[f"{type(exc).__name__} ({solver})"] += 1
-            continue
-        except BaseException as exc:  # noqa: BLE001 - counting what escapes is the point
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            errors[f"ESCAPED {type(exc).__name__} ({solver}): {exc}"[:120]] += 1
+        how = {"formulation": "engine"} if solver == "engine" else {"solver": solver}
+        cert = attempt(errors, f" ({solver})", pylip.certify, weights,
+                       activation=activation, form=form, **how)
+        if cert is None:
             continue
         solve_time += cert.solve_time
         proof_time += cert.proof_time
@@ -131,17 +123,35 @@ def main(argv: list[str] | None = None) -> int:
         share = 100 * proof_time / max(solve_time, 1e-12)
         print(f"  per certificate: solve {solve_time / certified * 1e3:.1f} ms, prove+repair "
               f"{proof_time / certified * 1e3:.2f} ms ({share:.1f} % of solve)")
-    escaped = sum(v for k, v in errors.items() if k.startswith("ESCAPED"))
+    escaped = escaped_count(errors)
     bad = counts["UNPROVEN"] + counts["ABOVE TRIVIAL"] + counts["BELOW SAMPLED LOWER BOUND"] + escaped
     if args.steps:
         bad += step_campaign(args.steps, np.random.default_rng(args.seed + 1_000_003))
     return 1 if bad else 0
 
 
+def attempt(errors: collections.Counter[str], where: str, call, *args, detail: bool = False, **kwargs):
+    """``call(*args, **kwargs)``, or None with its exception counted: pylip's by type, others as ESCAPED."""
+    try:
+        return call(*args, **kwargs)
+    except PylipError as exc:
+        key = f"{type(exc).__name__}: {exc}"[:160] if detail else f"{type(exc).__name__}{where}"
+        errors[key] += 1
+    except BaseException as exc:  # noqa: BLE001 - counting what escapes is the point
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        errors[f"ESCAPED {type(exc).__name__}{where}: {exc}"[:120]] += 1
+    return None
+
+
+def escaped_count(errors: collections.Counter[str]) -> int:
+    return sum(v for k, v in errors.items() if k.startswith("ESCAPED"))
+
+
 def enforce_step(weights: list[np.ndarray], T: np.ndarray, multipliers: list[np.ndarray], L_des: float):
     """One enforce-mode Lipschitz step (eq. 12) at ``L_des``; the proposed ``W_bar``."""
-    from pylip.admm import LipschitzStep
-    from pylip.deep_admm import DeepLipschitzStep
+    from pylip.admm.deep_step import DeepLipschitzStep
+    from pylip.admm.step import LipschitzStep
 
     if len(weights) == 2:
         (W0, W1), (Y0, Y1) = weights, multipliers
@@ -154,7 +164,7 @@ def enforce_step(weights: list[np.ndarray], T: np.ndarray, multipliers: list[np.
 
 def step_campaign(n_steps: int, rng: np.random.Generator) -> int:
     """Enforce-mode steps on random nets at a binding ``L_des``; prints counts, returns the bad ones."""
-    from pylip.deep_admm import positive_multiplier
+    from pylip.admm.deep_step import positive_multiplier
 
     counts: collections.Counter[str] = collections.Counter()
     errors: collections.Counter[str] = collections.Counter()
@@ -162,22 +172,17 @@ def step_campaign(n_steps: int, rng: np.random.Generator) -> int:
     for _ in range(n_steps):
         weights, _, _ = random_case(rng)
         counts["tried"] += 1
-        try:
-            cert = pylip.certify(weights, activation="tanh")
-            T = positive_multiplier(cert.T)
-            L_des = float(rng.uniform(0.1, 1.5)) * cert.bound
-            if not L_des > 0:
-                counts["zero-bound nets (skipped)"] += 1
-                continue
-            multipliers = [0.1 * np.abs(w).max() * rng.standard_normal(w.shape) for w in weights]
-            W_bar = enforce_step(weights, T, multipliers, L_des)
-        except PylipError as exc:
-            errors[f"{type(exc).__name__}: {exc}"[:160]] += 1
+        cert = attempt(errors, "", pylip.certify, weights, activation="tanh", detail=True)
+        if cert is None:
             continue
-        except BaseException as exc:  # noqa: BLE001 - counting what escapes is the point
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            errors[f"ESCAPED {type(exc).__name__}: {exc}"[:120]] += 1
+        T = positive_multiplier(cert.T)
+        L_des = float(rng.uniform(0.1, 1.5)) * cert.bound
+        if not L_des > 0:
+            counts["zero-bound nets (skipped)"] += 1
+            continue
+        multipliers = [0.1 * np.abs(w).max() * rng.standard_normal(w.shape) for w in weights]
+        W_bar = attempt(errors, "", enforce_step, weights, T, multipliers, L_des, detail=True)
+        if W_bar is None:
             continue
         if pylip.verify(W_bar, L_des, T, activation="tanh").holds:
             counts["proven at L_des"] += 1
@@ -189,7 +194,7 @@ def step_campaign(n_steps: int, rng: np.random.Generator) -> int:
         print(f"  {key:28s} {counts[key]}")
     for key, value in sorted(errors.items()):
         print(f"  error {key}: {value}")
-    return counts["UNPROVEN"] + sum(v for k, v in errors.items() if k.startswith("ESCAPED"))
+    return counts["UNPROVEN"] + escaped_count(errors)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,9 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's pylip, also in the workers
 
-from pylip.cluster import open_client  # noqa: E402
-from pylip.sweep import execute, run_sweep  # noqa: E402
-from pylip.sweep_spec import SweepSpec, validate_spec  # noqa: E402
+from pylip.experiments.cluster import open_client  # noqa: E402
+from pylip.experiments.sweep import execute, run_sweep  # noqa: E402
+from pylip.experiments.sweep_spec import SweepSpec, validate_spec  # noqa: E402
 
 
 def grid(seeds: int) -> SweepSpec:

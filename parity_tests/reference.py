@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pylip.reference_data import (
+from pylip.experiments.reference_data import (
     certificate_output,
     load_json,
     reference_dir,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import pylip
-from pylip import lmi
 from pylip.io import load_networks
+from pylip.lipsdp import lmi
 
 from .reference import REFERENCE, case_ids, certificate_output, load_json, unit_cases
 

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pylip import examples  # noqa: E402
+from pylip.experiments import examples  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.torch]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pylip import parity
 from pylip.cli import main
-from pylip.solvers import default_solver
+from pylip.experiments import parity
+from pylip.lipsdp.solvers import default_solver
 
 
 def test_report_for_the_default_solver(capsys):

@@ -12,21 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .cpu_arithmetic import request_avx2_mkl
 from .errors import InputError, PylipError
+from .train.cpu_arithmetic import request_avx2_mkl
 
 
 def _cmd_counterexample(args: argparse.Namespace) -> int:
-    from . import counterexample
+    from .experiments import counterexample
 
     print(counterexample.run(solver=args.solver).text())
     return 0
 
 
 def _cmd_certify(args: argparse.Namespace) -> int:
-    from .certificate import certify
     from .io import load_networks, network_sector
-    from .sampling import sampled_lower_bound
+    from .lipsdp.certificate import certify
+    from .lipsdp.sampling import sampled_lower_bound
 
     if len(args.file) > 1 or Path(args.file[0]).is_dir() or args.scheduler or args.workers is not None:
         return _certify_many(args)
@@ -81,7 +81,7 @@ def _certificate_line(cert: Any) -> str:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .io import load_certificate, load_networks
-    from .proof import multiplier_diagonal, scaled_max_eigenvalue, verify
+    from .lipsdp.proof import multiplier_diagonal, scaled_max_eigenvalue, verify
 
     stored = load_certificate(args.file)
     network = stored.network
@@ -121,7 +121,7 @@ def _hidden(network: Any) -> int:
 
 
 def _sector(activation: str, alpha: Any, beta: Any, weights: Any) -> tuple[Any, Any]:
-    from .certificate import slope_sector
+    from .lipsdp.certificate import slope_sector
 
     return slope_sector(activation, alpha, beta, [w.shape[0] for w in weights[:-1]])
 
@@ -130,7 +130,7 @@ def _certify_many(args: argparse.Namespace) -> int:
     """Several files or a folder: one row per network, on Dask with --scheduler / --workers N > 0."""
     import contextlib
 
-    from . import bulk_certify
+    from .experiments import bulk_certify
 
     files = bulk_certify.network_files(args.file)
     options: dict[str, Any] = dict(
@@ -139,7 +139,7 @@ def _certify_many(args: argparse.Namespace) -> int:
     if args.scheduler is None and args.workers in (None, 0):
         rows = bulk_certify.certify_files(files, **options)
     else:
-        from .cluster import open_client
+        from .experiments.cluster import open_client
 
         with contextlib.ExitStack() as stack:
             client = stack.enter_context(open_client(args.scheduler, args.workers))
@@ -151,7 +151,7 @@ def _certify_many(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     """A grid of runs on Dask (pylip.sweep): records, tables and plots in the output folder."""
-    from . import sweep
+    from .experiments import sweep
 
     try:
         result = sweep.run_sweep(
@@ -170,7 +170,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_parity_report(args: argparse.Namespace) -> int:
-    from . import parity
+    from .experiments import parity
 
     usable, skipped = parity.available_solvers()
     chosen = [s.upper() for s in args.solver] if args.solver else usable
@@ -253,7 +253,7 @@ def _phase_printer(example: str) -> functools.partial[None]:
 
 def _run_example(name: str, settings: dict[str, object], threads: int | None = None) -> tuple[object, float]:
     """Run one example (in this process or a worker) and time it."""
-    from . import examples
+    from .experiments import examples
 
     if threads is not None:
         import torch
@@ -266,7 +266,7 @@ def _run_example(name: str, settings: dict[str, object], threads: int | None = N
 
 def _report(result: Any, elapsed: float, args: argparse.Namespace) -> bool:
     """Write a run's files and print its table; True if every cell is within tolerance."""
-    from . import examples
+    from .experiments import examples
 
     files = examples.write_outputs(result, args.out)
     print(f"{result.example}: finished in {elapsed:.1f} s; wrote {', '.join(str(f) for f in files)}")
@@ -312,7 +312,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     verdicts = [_report(result, elapsed, args) for result, elapsed in runs]
     elapsed = time.perf_counter() - start
     print(f"reproduce: both examples in {elapsed:.1f} s; {reproduce_verdict(args, verdicts)}")
-    from .parity import format_versions
+    from .experiments.parity import format_versions
 
     print(format_versions())  # a solver release can move the tables' numbers
     return 0 if all(verdicts) else 1
@@ -344,7 +344,7 @@ def _cmd_digits(args: argparse.Namespace) -> int:
     """The digits example: train, certify and attack; print the table, write JSON and PNG."""
     import torch
 
-    from . import digits
+    from .experiments import digits
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -453,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_digits)
 
     p = sub.add_parser("sweep", help="a grid of Lipschitz-bounded trainings on Dask (TOML spec; README)")
-    p.add_argument("spec", help="the sweep spec (.toml; schema: pylip.sweep_spec)")
+    p.add_argument("spec", help="the sweep spec (.toml; schema: pylip.experiments.sweep_spec)")
     p.add_argument("--out", default=None, help="output folder (default: the spec's out, else sweep-results)")
     _add_cluster_options(p)
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
@@ -528,7 +528,7 @@ def _check_output_folder(out: str | None) -> None:
 
 
 def _check_solvers(solver: str | list[str] | None) -> None:
-    from .solvers import resolve_solver
+    from .lipsdp.solvers import resolve_solver
 
     for name in solver if isinstance(solver, list) else [solver]:
         if name is not None:

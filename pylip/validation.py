@@ -223,7 +223,7 @@ def as_nonnegative(value: Any, name: str, what: str) -> float:
 
 def as_certificate_of(value: Any, name: str, matrices: Sequence[np.ndarray]) -> Any:
     """A :class:`pylip.certificate.Certificate` of the network with these weight matrices' sizes."""
-    from .certificate import Certificate
+    from .lipsdp.certificate import Certificate
 
     if not isinstance(value, Certificate):
         raise InputError(

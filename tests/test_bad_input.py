@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pylip
-from pylip import solvers
+from pylip.lipsdp import solvers
 
 GOOD = [np.ones((3, 2)), np.ones((1, 3))]
 NET_1_2_1 = {"W0": [[1.0], [2.0]], "W1": [[1.0, 1.0]], "b0": [0, 0], "b1": [0]}
@@ -180,7 +180,7 @@ COERCED_VALUES = {
 }
 
 # --- similar classes found by a second hostile pass: each got a raw exception or a wrong number ---
-from pylip import local as _local  # noqa: E402
+from pylip.lipsdp import local as _local  # noqa: E402
 
 B_3_5_2 = [np.zeros(5), np.zeros(2)]
 OTHER_NET = [np.ones((4, 3)), np.ones((2, 4))]
@@ -525,7 +525,7 @@ def test_bad_file_gets_one_error_line_naming_it(case, tmp_path, capsys):
 @pytest.mark.parametrize("engine", ["torch", "compiled"])
 def test_meinnetz_divergence_without_a_logging_step_is_reported(engine):
     pytest.importorskip("torch")
-    from pylip.training import MeinNetz, TrainingConfig
+    from pylip.train.training import MeinNetz, TrainingConfig
 
     if engine == "compiled":
         pytest.importorskip("numba")
@@ -553,7 +553,7 @@ def test_meinnetz_divergence_without_a_logging_step_is_reported(engine):
 )
 def test_train_lipschitz_divergent_w_step_is_named(lr, rho, optimizer, iteration):
     pytest.importorskip("torch")
-    from pylip.mlp_training import ADMMConfig, FitConfig, mlp, train_lipschitz
+    from pylip.train.mlp_training import ADMMConfig, FitConfig, mlp, train_lipschitz
 
     X, y = RNG.standard_normal((64, 4)), np.arange(64) % 3
     admm = ADMMConfig(mode="enforce", L_des=2.0, rho=rho, iterations=3)
@@ -594,7 +594,7 @@ def test_scs_lipschitz_step_does_not_depend_on_call_history(admm_state):
 def test_a_certificate_too_large_for_memory_is_refused_at_once(sizes, formulation):
     import time
 
-    from pylip import memory
+    from pylip.lipsdp import memory
 
     weights = [np.full((m, n), 1.0 / n) for n, m in zip(sizes[:-1], sizes[1:])]
     start = time.perf_counter()
@@ -610,7 +610,7 @@ def test_a_certificate_too_large_for_memory_is_refused_at_once(sizes, formulatio
 
 def test_memory_estimate_matches_the_allocations_clarabel_asked_for():
     """8 m^2 bytes per cone (m = N (N+1)/2): 126 GB at N = 501, 316 GB at N = 630 (issue 17, README)."""
-    from pylip import memory
+    from pylip.lipsdp import memory
 
     for n, asked in ((501, 126e9), (630, 316e9)):
         block = memory.estimate("x", (n,), "CLARABEL").bytes - memory.BASE_BYTES
@@ -618,7 +618,7 @@ def test_memory_estimate_matches_the_allocations_clarabel_asked_for():
 
 
 def test_a_wide_lipschitz_step_sdp_too_large_is_refused_before_solving():
-    from pylip.deep_admm import DeepLipschitzStep
+    from pylip.admm.deep_step import DeepLipschitzStep
 
     with pytest.raises(pylip.InputError, match=r"multi-layer Lipschitz step .* needs about .* TB"):
         DeepLipschitzStep((10, 1000, 1000, 10), np.eye(2000), solver="CLARABEL")

@@ -95,7 +95,7 @@ def small_npz(tmp_path):
 )
 @pytest.mark.torch  # the training commands check torch first
 def test_bad_arguments_are_rejected_before_any_work(argv, match, small_npz, capsys, monkeypatch):
-    from pylip import examples
+    from pylip.experiments import examples
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started before the arguments were checked")
@@ -129,7 +129,7 @@ def test_reproduce_at_another_scale_says_nothing_was_compared():
 def test_reproduce_tables_state_the_tolerance_behind_ok():
     from types import SimpleNamespace
 
-    from pylip import examples
+    from pylip.experiments import examples
 
     result = SimpleNamespace(spec=SimpleNamespace(table="II", name="sin_example"))
     cells = [examples.Cell("Lip", "L", 1.0, 1.001, None)]
@@ -180,6 +180,15 @@ sys.meta_path.insert(0, Block())
     "code, expected",
     [
         ("from pylip import *\nprint(certify.__name__)", "certify"),
+        (  # the layout (issue 15): every exported name, the subpackages, old paths as the new modules
+            "import warnings\nwarnings.simplefilter('error', DeprecationWarning)\n"
+            "import pylip, pylip.lipsdp, pylip.admm, pylip.train, pylip.experiments, pylip.original\n"
+            "import pylip.compat, pylip.deep_admm, pylip.train.threads\n"
+            "assert pylip.compat is pylip.original and pylip.deep_admm is pylip.admm.deep_step\n"
+            "assert 'MeinNetz' not in pylip.__all__\n"
+            "print([name for name in pylip.__all__ if not hasattr(pylip, name)] == [])",
+            "True",
+        ),
         (
             "import pylip\ntry:\n    pylip.MeinNetz\nexcept ImportError as e:\n    print(e)",
             "pip install 'pylip[train]'",
@@ -194,7 +203,10 @@ sys.meta_path.insert(0, Block())
             )
         ),
     ],
-    ids=["from pylip import *", "pylip.MeinNetz", "reproduce", "sin-example", "classifier-example", "digits"],
+    ids=[
+        "from pylip import *", "layout", "pylip.MeinNetz",
+        "reproduce", "sin-example", "classifier-example", "digits",
+    ],
 )
 def test_without_torch_the_training_entry_points_name_the_extra(code, expected, tmp_path):
     import subprocess

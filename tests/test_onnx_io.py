@@ -165,7 +165,7 @@ def test_exported_from_torch_gives_the_bound_of_the_torch_model(tmp_path):
 
 
 def test_bulk_certify_takes_the_sector_from_the_graph(tmp_path):
-    from pylip.bulk_certify import certify_files, format_rows, network_files
+    from pylip.experiments.bulk_certify import certify_files, format_rows, network_files
 
     model, (W0, _, B1, _) = _gemm_net("Sigmoid")
     onnx.save(model, tmp_path / "sigmoid.onnx")

@@ -119,3 +119,9 @@ def test_ci_runs_the_minimum_and_newest_solver_cells() -> None:
         for solver in ("clarabel", "scs", "cvxopt"):
             assert f"py311-{kind}-{solver}" in cells, f"py311-{kind}-{solver} is not in tox.ini's env_list"
     assert "py310-scs" in cells and "lint" in cells  # the expansion itself
+
+
+def test_wheel_ships_every_subpackage_of_the_layout(wheel: zipfile.ZipFile) -> None:
+    shipped = set(wheel.namelist())
+    sources = {path.relative_to(ROOT).as_posix() for path in (ROOT / "pylip").rglob("*.py")}
+    assert sources <= shipped, sorted(sources - shipped)

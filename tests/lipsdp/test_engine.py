@@ -1,0 +1,158 @@
+"""pylip's LipSDP engine (pylip.engine) against an independent cvxpy + Clarabel model of the SDP (6)."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+import pylip
+from pylip.errors import InputError
+from pylip.lipsdp import engine
+
+RELATIVE = 1e-6  # the engine must give the SDP's optimum to this (issue 11); reference/README.md
+SECTORS = {"tanh": (0.0, 1.0), "relu": (0.0, 1.0), "sigmoid": (0.0, 0.25)}
+
+
+def reference_bound(weights: list[np.ndarray], alpha: float, beta: float, form: str = "neuron") -> float:
+    """LipSDP (6) written out directly: z = [x; x1; ...; xl], P = sum of one quadratic form per layer."""
+    sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights[:-1]]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    size = int(offsets[-1])
+    squared = cp.Variable()
+    terms = []
+    multipliers = []
+    for k, w in enumerate(weights[:-1]):
+        n = w.shape[0]
+        t = cp.Variable(n, nonneg=True) if form == "neuron" else cp.Variable(nonneg=True) * np.ones(n)
+        multipliers.append(t)
+        into = np.zeros((n, size))  # x_{k+1}
+        into[:, offsets[k + 1] : offsets[k + 2]] = np.eye(n)
+        pre = np.zeros((n, size))  # W_k x_k
+        pre[:, offsets[k] : offsets[k + 1]] = w
+        T = cp.diag(t)
+        # (phi - alpha v)' T (beta v - phi) >= 0 for v = pre z, phi = into z, as a form in z
+        cross = pre.T @ T @ into
+        quadratic = 2 * into.T @ T @ into + 2 * alpha * beta * pre.T @ T @ pre
+        terms.append((alpha + beta) * (cross + cross.T) - quadratic)
+    last = np.zeros((weights[-1].shape[0], size))
+    last[:, offsets[-2] :] = weights[-1]
+    select = np.zeros((size, size))
+    select[: sizes[0], : sizes[0]] = np.eye(sizes[0])
+    P = sum(terms) + last.T @ last - squared * select
+    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << 0])
+    problem.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert problem.status == "optimal"
+    return float(np.sqrt(squared.value))
+
+
+def random_network(rng: np.random.Generator, sizes: tuple[int, ...]) -> list[np.ndarray]:
+    return [rng.standard_normal((sizes[i + 1], sizes[i])) / np.sqrt(sizes[i]) for i in range(len(sizes) - 1)]
+
+
+CASES = [
+    ((3, 1, 2), "tanh"),
+    ((2, 32, 3), "relu"),
+    ((5, 6, 4, 2), "sigmoid"),
+    ((4, 16, 16, 3), "tanh"),
+    ((3, 1, 1, 2), "relu"),
+    ((2, 8, 8, 8, 2), "sigmoid"),
+    ((3, 6, 5, 7, 4, 2), "tanh"),
+    ((2, 10, 30, 20, 2), "relu"),
+]
+
+
+@pytest.mark.parametrize("sizes, activation", CASES)
+@pytest.mark.parametrize("form", ["neuron", "layer"])
+def test_engine_matches_the_sdp_optimum(sizes: tuple[int, ...], activation: str, form: str) -> None:
+    rng = np.random.default_rng(sum(sizes) + len(activation))
+    weights = random_network(rng, sizes)
+    certificate = pylip.certify(weights, activation=activation, form=form, formulation="engine")
+    expected = reference_bound(weights, *SECTORS[activation], form=form)
+    assert certificate.solver == "PYLIP-ENGINE"
+    assert certificate.verified
+    certificate.prove(weights)
+    assert abs(certificate.bound / expected - 1.0) <= RELATIVE
+
+
+def test_zero_rows_and_rank_deficient_weights() -> None:
+    rng = np.random.default_rng(7)
+    weights = random_network(rng, (4, 8, 6, 3))
+    weights[0][2] = 0.0  # a constant neuron
+    weights[1][:, 5] = 0.0  # a neuron nobody reads
+    weights[1] = weights[1][:, :3] @ rng.standard_normal((3, 8))  # rank 3
+    weights[1][4] = 0.0
+    certificate = pylip.certify(weights, formulation="engine")
+    certificate.prove(weights)
+    assert abs(certificate.bound / reference_bound(weights, 0.0, 1.0) - 1.0) <= RELATIVE
+
+
+def test_wide_input_is_reduced_to_the_row_space_exactly() -> None:
+    rng = np.random.default_rng(3)
+    weights = random_network(rng, (40, 5, 4, 2))
+    certificate = pylip.certify(weights, activation="relu", formulation="engine")
+    certificate.prove(weights)
+    assert abs(certificate.bound / reference_bound(weights, 0.0, 1.0) - 1.0) <= RELATIVE
+
+
+def test_a_general_sector() -> None:
+    rng = np.random.default_rng(5)
+    weights = random_network(rng, (3, 6, 6, 2))
+    certificate = pylip.certify(weights, alpha=0.2, beta=0.9, formulation="engine")
+    certificate.prove(weights)
+    assert abs(certificate.bound / reference_bound(weights, 0.2, 0.9) - 1.0) <= RELATIVE
+
+
+def test_auto_uses_the_engine_for_deep_nets_unless_a_solver_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)
+    rng = np.random.default_rng(11)
+    deep = random_network(rng, (3, 5, 5, 2))
+    assert pylip.certify(deep).solver == "PYLIP-ENGINE"
+    assert pylip.certify(deep, solver="CLARABEL").solver == "CLARABEL"
+    assert pylip.certify(random_network(rng, (3, 5, 2))).solver != "PYLIP-ENGINE"
+    monkeypatch.setenv("PYLIP_SOLVER", "CLARABEL")
+    assert pylip.certify(deep).solver == "CLARABEL"
+
+
+def test_bad_inputs_are_refused() -> None:
+    rng = np.random.default_rng(2)
+    weights = random_network(rng, (3, 4, 4, 2))
+    with pytest.raises(InputError, match="form"):
+        pylip.certify(weights, form="network", allow_unsound=True, formulation="engine")
+    with pytest.raises(InputError, match="solver"):
+        pylip.certify(weights, formulation="engine", solver="SCS")
+    with pytest.raises(InputError, match="hidden layer"):
+        engine.solve_certificate_sdp(weights[:1], 0.0, 1.0)
+    with pytest.raises(InputError, match="tol"):
+        engine.solve_certificate_sdp(weights, 0.0, 1.0, tol=0.5)
+    with pytest.raises(InputError, match="sector"):
+        engine.solve_certificate_sdp(weights, 1.0, 0.5)
+    with pytest.raises(InputError, match="zero"):
+        engine.solve_certificate_sdp([weights[0], np.zeros((4, 4)), weights[2]], 0.0, 1.0)
+    with pytest.raises(InputError, match="finite"):
+        engine.solve_certificate_sdp([weights[0] * np.nan, weights[1], weights[2]], 0.0, 1.0)
+
+
+def test_a_zero_layer_still_gives_the_structural_certificate() -> None:
+    rng = np.random.default_rng(4)
+    weights = random_network(rng, (3, 4, 4, 2))
+    weights[1] = np.zeros((4, 4))
+    certificate = pylip.certify(weights, formulation="engine")
+    assert certificate.bound == 0.0 and certificate.proof_method == "structure"
+
+
+def test_a_stalled_engine_hands_the_sdp_to_the_structured_formulation(monkeypatch):
+    from pylip.errors import SolverError
+
+    def stalled(*args, **kwargs):
+        raise SolverError("pylip's LipSDP engine did not reach a relative gap of 1e-09 in 200 steps")
+
+    monkeypatch.setattr(engine, "solve_certificate_sdp", stalled)
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)  # auto picks the engine only with no solver named
+    rng = np.random.default_rng(5)
+    weights = [rng.standard_normal((6, 4)), rng.standard_normal((5, 6)), rng.standard_normal((2, 5))]
+    fallen_back = pylip.certify(weights)
+    assert fallen_back.solver == "CLARABEL" and fallen_back.verified
+    assert "engine did not reach" in fallen_back.notes[-1]
+    structured = pylip.certify(weights, formulation="structured", solver="CLARABEL")
+    assert fallen_back.bound == pytest.approx(structured.bound, rel=1e-12)
