@@ -78,6 +78,9 @@ class Certificate:
         repair: ``""`` or what the repair changed and by how much.
         repair_change: relative size of the repair.
         proof_time: seconds spent proving (and repairing).
+        iteration_limit: True if the solver stopped at its iteration limit
+            (SCS's ``max_iters``): :func:`certify` then re-solves with the next
+            solver and keeps the smaller proven bound.
     """
 
     bound: float
@@ -102,6 +105,7 @@ class Certificate:
     repair: str = ""
     repair_change: float = 0.0
     proof_time: float = 0.0
+    iteration_limit: bool = False
 
     def prove(self, weights: Sequence[Any]) -> proof.Proof:
         """Prove again, independently of how the certificate was made, that it holds for ``weights``.
@@ -369,23 +373,29 @@ def certify(
             stacklevel=2,
         )
     certificate = _first_solved_certificate(formulation, form, matrices, structure, a, b, margin, solver_name)
-    if form == "network" or _repair_size(certificate) <= REPAIR_TOLERANCE:
+    reason = _why_solve_again(certificate, solver_name)
+    if form == "network" or not reason:
         return certificate
-    # the solver's point was too far off to be repaired near the optimum (a
-    # first-order solver's T, say): re-solve with the next solver of the stated order
+    # the solver's point was too far off to be repaired near the optimum, or no optimum
+    # at all (a first-order solver's T, say): re-solve with the next solver of the stated order
     fallbacks = _fallback_certificates(formulation, form, matrices, structure, a, b, margin, solver_name)
     for fallback, again in fallbacks:
         if again.bound < certificate.bound:
-            note = (
-                f"re-solved with {fallback}: {solver_name}'s point needed a repair of "
-                f"{_repair_size(certificate):.2e} (relative), more than {REPAIR_TOLERANCE:g}"
-            )
-            return replace(again, notes=(*again.notes, note))
-    return replace(
-        certificate,
-        notes=(*certificate.notes, f"the repair of {_repair_size(certificate):.2e} could not be "
-               "avoided by another solver"),
-    )
+            return replace(again, notes=(*again.notes, f"re-solved with {fallback}: {reason}"))
+    note = f"{reason}; no other solver found a smaller bound"
+    return replace(certificate, notes=(*certificate.notes, note))
+
+
+def _why_solve_again(certificate: Certificate, solver_name: str) -> str:
+    """Why another solver should try (``""``: no reason): a large repair, or the iteration limit."""
+    if certificate.iteration_limit:
+        return f"{solver_name} stopped at its iteration limit"
+    if _repair_size(certificate) > REPAIR_TOLERANCE:
+        return (
+            f"{solver_name}'s point needed a repair of {_repair_size(certificate):.2e} (relative), "
+            f"more than {REPAIR_TOLERANCE:g}"
+        )
+    return ""
 
 
 def single_layer_certificate(weight: np.ndarray, *, form: str = "neuron", margin: float = DEFAULT_MARGIN
@@ -553,10 +563,11 @@ def _solved_certificate(
     T, solver_squared = multiplier_value(), float(value_of(squared))
     if scaling is not None:
         T, solver_squared = scaling.multiplier(T), scaling.squared_bound(solver_squared)
-    return _checked_certificate(
+    certificate = _checked_certificate(
         structure, T, solver_squared, alpha, beta, form=form, solver=info.solver, status=info.status,
         solve_time=info.solve_time, margin=margin, weights=matrices,
     )
+    return replace(certificate, iteration_limit=info.iteration_limit)
 
 
 def _require_representable_bound(matrices: Sequence[np.ndarray], beta: float) -> None:

@@ -48,11 +48,17 @@ _OK_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 
 @dataclass(frozen=True)
 class SolveInfo:
-    """What a solve reported: solver name, cvxpy status and wall time."""
+    """What a solve reported: solver name, cvxpy status, wall time, and whether it hit ``max_iters``.
+
+    ``iteration_limit`` is True when the solver stopped at the iteration limit
+    of its settings (SCS's ``max_iters``): its point is then no optimum to its
+    stated accuracy, whatever the status says.
+    """
 
     solver: str
     status: str
     solve_time: float
+    iteration_limit: bool = False
 
 
 def default_solver() -> str:
@@ -167,7 +173,17 @@ def solve(
         )
     if status == cp.OPTIMAL_INACCURATE:
         logger.info("%s reported an inaccurate optimum on the %s; the result is checked", solver, what)
-    return SolveInfo(solver=solver, status=status, solve_time=elapsed)
+    limited = _stopped_at_iteration_limit(problem, settings)
+    if limited:
+        logger.info("%s stopped at its iteration limit on the %s", solver, what)
+    return SolveInfo(solver=solver, status=status, solve_time=elapsed, iteration_limit=limited)
+
+
+def _stopped_at_iteration_limit(problem: cp.Problem, settings: Mapping[str, object]) -> bool:
+    """True if the solve used all ``max_iters`` iterations its settings allow."""
+    limit = settings.get("max_iters")
+    iterations = getattr(problem.solver_stats, "num_iters", None)
+    return isinstance(limit, int) and isinstance(iterations, int) and iterations >= limit
 
 
 def value_of(leaf: cp.Variable | cp.Parameter) -> np.ndarray:
