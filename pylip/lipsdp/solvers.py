@@ -34,7 +34,8 @@ SUPPORTED_SOLVERS = ("CLARABEL", "SCS", "CVXOPT", "MOSEK")
 # two outcomes 3 % apart (measured: gap and feasibility 1e-10 take the other
 # branch than the original's SeDuMi run; 1e-12 follows it to 3e-6). SCS is first
 # order: with eps 1e-9 it meets the interior-point tolerances on every
-# reference case (at most 13,700 of the 200,000 iterations). CVXOPT keeps its
+# reference case (at most 13,700 of the 200,000 iterations; degenerate certificates,
+# dead or fixed-slope neurons, use all, and certify re-solves them). CVXOPT keeps its
 # defaults: 1e-9 tolerances make it stop with an error on some steps.
 SOLVER_OPTIONS: dict[str, dict[str, object]] = {
     "CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12},
