@@ -39,7 +39,8 @@ def _cmd_certify(args: argparse.Namespace) -> int:
             cert = certify(net.weights, form=form, solver=args.solver, **sector)
             print(f"  {_certificate_line(cert)}", flush=True)
         if activation is None:
-            print(f"  sampled lower bound: not computed for {label} (only for tanh, relu or sigmoid nets)")
+            print(f"  sampled lower bound: not computed for {label} "
+                  "(only for nets with one activation: tanh, relu or sigmoid)")
             continue
         _progress(args, f"sampling {args.samples} Jacobians of {net.name} ...")
         lower = sampled_lower_bound(
@@ -311,6 +312,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     verdicts = [_report(result, elapsed, args) for result, elapsed in runs]
     elapsed = time.perf_counter() - start
     print(f"reproduce: both examples in {elapsed:.1f} s; {reproduce_verdict(args, verdicts)}")
+    from .experiments.parity import format_versions
+
+    print(format_versions())  # a solver release can move the tables' numbers
     return 0 if all(verdicts) else 1
 
 

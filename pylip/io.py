@@ -295,11 +295,10 @@ def network_sector(net: Any, activation: str) -> tuple[str, dict[str, Any], str 
     from .models import ImportedNetwork
 
     model = ImportedNetwork(net.weights, net.biases or [], net.activations, net.sectors)
-    alpha, beta = model.common_sector()
+    alpha, beta = model.certify_sector()
     names = sorted(set(net.activations))
-    label = f"{'/'.join(names)} from the model, sector [{alpha:g}, {beta:g}]"
     sampled = names[0] if len(names) == 1 and names[0] in ("tanh", "relu", "sigmoid") else None
-    return label, {"alpha": alpha, "beta": beta}, sampled
+    return model.describe_sectors(), {"alpha": alpha, "beta": beta}, sampled
 
 
 def res_struct(result: Any) -> dict[str, Any]:

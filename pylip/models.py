@@ -69,21 +69,31 @@ class ImportedNetwork:
     activations: list[str]
     sectors: list[tuple[float, float]]
 
-    def common_sector(self) -> tuple[float, float]:
-        """The one sector of every hidden layer; InputError where they differ."""
-        distinct = sorted(set(self.sectors))
-        if len(distinct) > 1:
-            described = ", ".join(
-                f"layer {i}: {name} [{a:g}, {b:g}]"
-                for i, (name, (a, b)) in enumerate(zip(self.activations, self.sectors))
-            )
-            raise InputError(
-                f"the model's hidden layers have different slope sectors ({described}); certify "
-                "supports one sector for all hidden layers: use the same activation in every layer, "
-                "or pass the weights with alpha, beta covering every layer (the smallest alpha, "
-                "the largest beta)"
-            )
-        return distinct[0]
+    def certify_sector(self) -> tuple[Any, Any]:
+        """``alpha, beta`` for :func:`pylip.certify` (eq. 2 per neuron).
+
+        One pair of floats where every hidden layer has the same sector, else
+        one float64 vector per hidden layer (each layer's sector repeated for
+        its neurons): :func:`pylip.certify` takes per-neuron sectors with a
+        diagonal ``T`` (forms ``"neuron"`` and ``"layer"``).
+        """
+        if len(set(self.sectors)) == 1:
+            return self.sectors[0]
+        sizes = [w.shape[0] for w in self.weights[:-1]]
+        alpha = [np.full(n, a) for n, (a, _) in zip(sizes, self.sectors)]
+        beta = [np.full(n, b) for n, (_, b) in zip(sizes, self.sectors)]
+        return alpha, beta
+
+    def describe_sectors(self) -> str:
+        """The activation names and sectors, once if all hidden layers share one."""
+        if len(set(self.sectors)) == 1:
+            a, b = self.sectors[0]
+            return f"{'/'.join(sorted(set(self.activations)))} from the model, sector [{a:g}, {b:g}]"
+        layers = ", ".join(
+            f"layer {i}: {name} [{a:g}, {b:g}]"
+            for i, (name, (a, b)) in enumerate(zip(self.activations, self.sectors))
+        )
+        return f"per-layer sectors from the model ({layers})"
 
 
 def is_torch_module(value: object) -> bool:

@@ -124,10 +124,32 @@ def test_a_residual_connection_is_found():
         pylip.certify(_seeded(Residual()))
 
 
-def test_different_sectors_per_layer_are_refused_clearly():
-    model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 1))
-    with pytest.raises(InputError, match=r"layer 0: tanh \[0, 1\], layer 1: sigmoid \[0, 0.25\]"):
-        pylip.certify(model)
+def _mixed_net() -> nn.Sequential:
+    return _seeded(nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 1)))
+
+
+def test_different_sectors_per_layer_are_certified_per_layer():
+    model = _mixed_net()
+    weights = network_from_torch(model).weights
+    per_neuron = {"alpha": np.zeros(7), "beta": np.r_[np.ones(4), np.full(3, 0.25)]}
+    for form in ("neuron", "layer"):
+        cert = pylip.certify(model, form=form)
+        direct = pylip.certify(weights, form=form, **per_neuron)
+        covering = pylip.certify(weights, form=form, alpha=0.0, beta=1.0)
+        assert cert.verified
+        assert cert.bound == direct.bound  # the same SDP, solved the same way
+        # the sigmoid layer's sector [0, 1/4] lies inside [0, 1]: a smaller feasible set of slopes
+        assert cert.bound < covering.bound
+
+
+def test_cli_names_each_layers_sector(tmp_path, capsys):
+    from pylip.cli import main
+
+    path = tmp_path / "mixed.pt"
+    torch.save(_mixed_net(), path)
+    assert main(["certify", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "layer 0: tanh [0, 1], layer 1: sigmoid [0, 0.25]" in out and "proven" in out
 
 
 def test_alpha_with_a_model_is_refused():

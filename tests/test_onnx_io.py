@@ -81,6 +81,29 @@ def test_matmul_add_with_flatten_and_leaky_relu(tmp_path):
     assert pylip.certify(network.weights, alpha=0.125, beta=1.0).bound > 0
 
 
+def test_a_graph_with_different_activations_is_certified_per_layer(tmp_path, capsys):
+    B0, c0, B1, c1, B2 = _float32(3, 4), _float32(4), _float32(4, 4), _float32(4), _float32(4, 1)
+    nodes = [
+        helper.make_node("MatMul", ["x", "B0"], ["m0"], name="mm0"),
+        helper.make_node("Add", ["m0", "c0"], ["h0"], name="add0"),
+        helper.make_node("Relu", ["h0"], ["a0"], name="act0"),
+        helper.make_node("MatMul", ["a0", "B1"], ["m1"], name="mm1"),
+        helper.make_node("Add", ["m1", "c1"], ["h1"], name="add1"),
+        helper.make_node("Sigmoid", ["h1"], ["a1"], name="act1"),
+        helper.make_node("MatMul", ["a1", "B2"], ["y"], name="mm2"),
+    ]
+    inits = [_tensor("B0", B0), _tensor("c0", c0), _tensor("B1", B1), _tensor("c1", c1), _tensor("B2", B2)]
+    path = tmp_path / "mixed.onnx"
+    onnx.save(_model(nodes, inits, 3, 1), path)
+    (net,) = load_networks(path)
+    assert net.sectors == [(0.0, 1.0), (0.0, 0.25)]
+    direct = pylip.certify(net.weights, alpha=np.zeros(8), beta=np.r_[np.ones(4), np.full(4, 0.25)])
+    assert main(["certify", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"neuron  L = {direct.bound:.6g}" in out
+    assert "layer 0: relu [0, 1], layer 1: sigmoid [0, 0.25]" in out
+
+
 def test_the_certified_bound_equals_that_of_the_same_weights(tmp_path, capsys):
     model, (W0, _, B1, _) = _gemm_net("Sigmoid")
     path = tmp_path / "sigmoid.onnx"

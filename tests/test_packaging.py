@@ -99,6 +99,28 @@ def test_minimum_constraints_are_the_declared_lower_bounds() -> None:
         assert _padded(pins[name]) == _padded(bound), f"{name}: setup.cfg >={bound}, cell {pins[name]}"
 
 
+def _tox_env_list() -> set[str]:
+    """tox.ini's env_list with its brace factors expanded (``py311-{a,b}`` -> both cells)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ROOT / "tox.ini")
+    cells: set[str] = set()
+    for entry in parser["tox"]["env_list"].split():
+        expanded = [""]
+        for literal, options in re.findall(r"([^{]*)(?:\{([^}]*)\})?", entry):
+            choices = options.split(",") if options else [""]
+            expanded = [head + literal + choice for head in expanded for choice in choices]
+        cells.update(expanded)
+    return cells
+
+
+def test_ci_runs_the_minimum_and_newest_solver_cells() -> None:
+    cells = _tox_env_list()
+    for kind in ("minimum", "newest"):
+        for solver in ("clarabel", "scs", "cvxopt"):
+            assert f"py311-{kind}-{solver}" in cells, f"py311-{kind}-{solver} is not in tox.ini's env_list"
+    assert "py310-scs" in cells and "lint" in cells  # the expansion itself
+
+
 def test_wheel_ships_every_subpackage_of_the_layout(wheel: zipfile.ZipFile) -> None:
     shipped = set(wheel.namelist())
     sources = {path.relative_to(ROOT).as_posix() for path in (ROOT / "pylip").rglob("*.py")}

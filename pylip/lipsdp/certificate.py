@@ -82,6 +82,9 @@ class Certificate:
         repair: ``""`` or what the repair changed and by how much.
         repair_change: relative size of the repair.
         proof_time: seconds spent proving (and repairing).
+        iteration_limit: True if the solver stopped at its iteration limit
+            (SCS's ``max_iters``): :func:`certify` then re-solves with the next
+            solver and keeps the smaller proven bound.
     """
 
     bound: float
@@ -106,6 +109,7 @@ class Certificate:
     repair: str = ""
     repair_change: float = 0.0
     proof_time: float = 0.0
+    iteration_limit: bool = False
 
     def prove(self, weights: Sequence[Any]) -> proof.Proof:
         """Prove again, independently of how the certificate was made, that it holds for ``weights``.
@@ -261,7 +265,8 @@ def certify(
     Args:
         weights: ``[W0, ..., Wl]``, each ``n_{i+1} x n_i`` (arrays or nested lists),
             or a feed-forward ``torch.nn.Module`` (:mod:`pylip.models`), whose
-            activation modules set ``alpha`` and ``beta``.
+            activation modules set ``alpha`` and ``beta`` (one sector per
+            hidden layer where they differ).
         form: ``"neuron"`` (diagonal T), ``"layer"`` (one multiplier per layer)
             or ``"network"`` (coupled T; unsound, needs ``allow_unsound=True``).
         alpha, beta: slope sector of the activation (eq. 2); default from
@@ -375,23 +380,29 @@ def certify(
             stacklevel=2,
         )
     certificate = _first_solved_certificate(formulation, form, matrices, structure, a, b, margin, solver_name)
-    if form == "network" or _repair_size(certificate) <= REPAIR_TOLERANCE:
+    reason = _why_solve_again(certificate, solver_name)
+    if form == "network" or not reason:
         return certificate
-    # the solver's point was too far off to be repaired near the optimum (a
-    # first-order solver's T, say): re-solve with the next solver of the stated order
+    # the solver's point was too far off to be repaired near the optimum, or no optimum
+    # at all (a first-order solver's T, say): re-solve with the next solver of the stated order
     fallbacks = _fallback_certificates(formulation, form, matrices, structure, a, b, margin, solver_name)
     for fallback, again in fallbacks:
         if again.bound < certificate.bound:
-            note = (
-                f"re-solved with {fallback}: {solver_name}'s point needed a repair of "
-                f"{_repair_size(certificate):.2e} (relative), more than {REPAIR_TOLERANCE:g}"
-            )
-            return replace(again, notes=(*again.notes, note))
-    return replace(
-        certificate,
-        notes=(*certificate.notes, f"the repair of {_repair_size(certificate):.2e} could not be "
-               "avoided by another solver"),
-    )
+            return replace(again, notes=(*again.notes, f"re-solved with {fallback}: {reason}"))
+    note = f"{reason}; no other solver found a smaller bound"
+    return replace(certificate, notes=(*certificate.notes, note))
+
+
+def _why_solve_again(certificate: Certificate, solver_name: str) -> str:
+    """Why another solver should try (``""``: no reason): a large repair, or the iteration limit."""
+    if certificate.iteration_limit:
+        return f"{solver_name} stopped at its iteration limit"
+    if _repair_size(certificate) > REPAIR_TOLERANCE:
+        return (
+            f"{solver_name}'s point needed a repair of {_repair_size(certificate):.2e} (relative), "
+            f"more than {REPAIR_TOLERANCE:g}"
+        )
+    return ""
 
 
 def single_layer_certificate(weight: np.ndarray, *, form: str = "neuron", margin: float = DEFAULT_MARGIN
@@ -422,9 +433,9 @@ def single_layer_certificate(weight: np.ndarray, *, form: str = "neuron", margin
 
 
 def _model_weights_and_sector(
-    weights: Any, alpha: float | None, beta: float | None
-) -> tuple[Any, float | None, float | None]:
-    """A torch model's weights and its one slope sector (:mod:`pylip.models`); other input as given."""
+    weights: Any, alpha: Any, beta: Any
+) -> tuple[Any, Any, Any]:
+    """A torch model's weights and its sectors, per layer where they differ (:mod:`pylip.models`)."""
     from ..models import is_torch_module, network_from_torch
 
     if not is_torch_module(weights):
@@ -435,7 +446,7 @@ def _model_weights_and_sector(
             "pass the weights (pylip.models.network_from_torch(model).weights) with alpha and beta"
         )
     network = network_from_torch(weights)
-    a, b = network.common_sector()
+    a, b = network.certify_sector()
     return network.weights, a, b
 
 
@@ -592,10 +603,11 @@ def _solved_certificate(
     T, solver_squared = multiplier_value(), float(value_of(squared))
     if scaling is not None:
         T, solver_squared = scaling.multiplier(T), scaling.squared_bound(solver_squared)
-    return _checked_certificate(
+    certificate = _checked_certificate(
         structure, T, solver_squared, alpha, beta, form=form, solver=info.solver, status=info.status,
         solve_time=info.solve_time, margin=margin, weights=matrices,
     )
+    return replace(certificate, iteration_limit=info.iteration_limit)
 
 
 def _require_representable_bound(matrices: Sequence[np.ndarray], beta: float) -> None:

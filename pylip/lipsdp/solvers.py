@@ -34,7 +34,8 @@ SUPPORTED_SOLVERS = ("CLARABEL", "SCS", "CVXOPT", "MOSEK")
 # two outcomes 3 % apart (measured: gap and feasibility 1e-10 take the other
 # branch than the original's SeDuMi run; 1e-12 follows it to 3e-6). SCS is first
 # order: with eps 1e-9 it meets the interior-point tolerances on every
-# reference case (at most 13,700 of the 200,000 iterations). CVXOPT keeps its
+# reference case (at most 13,700 of the 200,000 iterations; degenerate certificates,
+# dead or fixed-slope neurons, use all, and certify re-solves them). CVXOPT keeps its
 # defaults: 1e-9 tolerances make it stop with an error on some steps.
 SOLVER_OPTIONS: dict[str, dict[str, object]] = {
     "CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12},
@@ -48,11 +49,17 @@ _OK_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 
 @dataclass(frozen=True)
 class SolveInfo:
-    """What a solve reported: solver name, cvxpy status and wall time."""
+    """What a solve reported: solver name, cvxpy status, wall time, and whether it hit ``max_iters``.
+
+    ``iteration_limit`` is True when the solver stopped at the iteration limit
+    of its settings (SCS's ``max_iters``): its point is then no optimum to its
+    stated accuracy, whatever the status says.
+    """
 
     solver: str
     status: str
     solve_time: float
+    iteration_limit: bool = False
 
 
 def default_solver() -> str:
@@ -167,7 +174,17 @@ def solve(
         )
     if status == cp.OPTIMAL_INACCURATE:
         logger.info("%s reported an inaccurate optimum on the %s; the result is checked", solver, what)
-    return SolveInfo(solver=solver, status=status, solve_time=elapsed)
+    limited = _stopped_at_iteration_limit(problem, settings)
+    if limited:
+        logger.info("%s stopped at its iteration limit on the %s", solver, what)
+    return SolveInfo(solver=solver, status=status, solve_time=elapsed, iteration_limit=limited)
+
+
+def _stopped_at_iteration_limit(problem: cp.Problem, settings: Mapping[str, object]) -> bool:
+    """True if the solve used all ``max_iters`` iterations its settings allow."""
+    limit = settings.get("max_iters")
+    iterations = getattr(problem.solver_stats, "num_iters", None)
+    return isinstance(limit, int) and isinstance(iterations, int) and iterations >= limit
 
 
 def value_of(leaf: cp.Variable | cp.Parameter) -> np.ndarray:

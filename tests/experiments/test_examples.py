@@ -13,7 +13,7 @@ pytest.importorskip("matplotlib")
 
 from pylip import io  # noqa: E402
 from pylip.cli import main  # noqa: E402
-from pylip.experiments import examples  # noqa: E402
+from pylip.experiments import examples, parity  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -128,3 +128,4 @@ def test_reproduce_runs_both_examples_in_worker_processes(tmp_path, capsys):
     assert code == 0
     assert "Table I (classifier_example)" in out and "Table II (sin_example)" in out
     assert (tmp_path / "sin_example_res.mat").exists() and (tmp_path / "classifier_example_fit.png").exists()
+    assert parity.format_versions() in out  # the versions the tables were computed with

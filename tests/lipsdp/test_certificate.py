@@ -56,6 +56,23 @@ def test_minimal_squared_bound_is_the_exact_threshold():
     assert rho == pytest.approx(cert.squared_bound, rel=1e-6)
 
 
+def test_a_solve_stopped_at_the_iteration_limit_is_redone_by_the_next_solver(monkeypatch):
+    """SCS at max_iters returns no optimum (its dead-neuron points were 2e-4 loose): Clarabel re-solves."""
+    pytest.importorskip("scs")
+    from pylip.lipsdp import solvers
+
+    weights = random_net([3, 6, 2], seed=5)
+    monkeypatch.setitem(solvers.SOLVER_OPTIONS, "SCS", {"eps_abs": 1e-12, "eps_rel": 1e-12, "max_iters": 50})
+    cert = pylip.certify(weights, solver="SCS")
+    assert cert.solver == "CLARABEL" and not cert.iteration_limit
+    assert any("SCS stopped at its iteration limit" in note for note in cert.notes)
+    assert cert.bound == pylip.certify(weights, solver="CLARABEL").bound  # the same solve
+    settings = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000}
+    monkeypatch.setitem(solvers.SOLVER_OPTIONS, "SCS", settings)
+    unlimited = pylip.certify(weights, solver="SCS")
+    assert unlimited.solver == "SCS" and not unlimited.iteration_limit
+
+
 def test_solver_point_that_misses_the_lmi_is_repaired(monkeypatch):
     """Feed the checker a too-small L^2 as if a solver had returned it."""
     from pylip.lipsdp import certificate
