@@ -225,7 +225,8 @@ class StepScaling:
     ``|e| < MIN_EXPONENT`` (moderately scaled steps, the paper's examples).
     """
 
-    exponent: int = 0
+    exponent: int
+    hidden_sizes: tuple[int, ...]
 
     MIN_EXPONENT = 2
 
@@ -233,6 +234,7 @@ class StepScaling:
     def for_step(
         cls, targets: Sequence[np.ndarray], t: np.ndarray, hidden_sizes: Sequence[int], L_des: float | None
     ) -> StepScaling:
+        hidden_sizes = tuple(int(n) for n in hidden_sizes)
         n_layers = len(hidden_sizes)
         logs, powers = [], []  # log2 of each magnitude, and how many factors r it gains
         for g in targets:
@@ -249,28 +251,28 @@ class StepScaling:
             powers.append(n_layers + 1)
         a, p = np.array(logs), np.array(powers, dtype=float)
         exponent = -float(a @ p) / float(p @ p) if p.size else 0.0
-        return cls(int(round(exponent)) if abs(exponent) >= cls.MIN_EXPONENT else 0)
+        return cls(int(round(exponent)) if abs(exponent) >= cls.MIN_EXPONENT else 0, hidden_sizes)
 
     @property
     def factor(self) -> float:
         return float(np.ldexp(1.0, self.exponent))
 
-    def multiplier(self, t: np.ndarray, hidden_sizes: Sequence[int]) -> np.ndarray:
+    def multiplier(self, t: np.ndarray) -> np.ndarray:
         """``t'``: hidden layer ``k`` (1-based) of ``l`` scaled by ``r^(2(l+1-k))``."""
         if self.exponent == 0:
             return t
-        n_layers = len(hidden_sizes)
-        powers = np.repeat([2 * (n_layers + 1 - k) for k in range(1, n_layers + 1)], hidden_sizes)
+        n_layers = len(self.hidden_sizes)
+        powers = np.repeat([2 * (n_layers + 1 - k) for k in range(1, n_layers + 1)], self.hidden_sizes)
         return np.ldexp(t, self.exponent * powers)
 
-    def bound(self, L: float, n_layers: int) -> float:
-        return float(np.ldexp(L, self.exponent * (n_layers + 1)))
+    def bound(self, L: float) -> float:
+        return float(np.ldexp(L, self.exponent * (len(self.hidden_sizes) + 1)))
 
-    def bound_weight(self, mu_over_rho: float, n_layers: int) -> float:
-        return float(np.ldexp(mu_over_rho, -2 * self.exponent * n_layers))
+    def bound_weight(self, mu_over_rho: float) -> float:
+        return float(np.ldexp(mu_over_rho, -2 * self.exponent * len(self.hidden_sizes)))
 
-    def unscaled_squared_bound(self, squared: float, n_layers: int) -> float:
-        return float(np.ldexp(squared, -2 * self.exponent * (n_layers + 1)))
+    def unscaled_squared_bound(self, squared: float) -> float:
+        return float(np.ldexp(squared, -2 * self.exponent * (len(self.hidden_sizes) + 1)))
 
     @staticmethod
     def margin(margin: float, t: np.ndarray, L_des: float | None) -> float:
@@ -448,9 +450,9 @@ class DeepLipschitzStep:
             targets[0] = R.T
         scaling = StepScaling.for_step(targets, self._t, self.hidden_sizes, L_des)
         scaled_targets = [scaling.factor * g for g in targets]
-        scaled_t = scaling.multiplier(self._t, self.hidden_sizes)
-        scaled_L_des = None if L_des is None else scaling.bound(L_des, len(self.hidden_sizes))
-        mu_over_rho = scaling.bound_weight(mu / rho, len(self.hidden_sizes))
+        scaled_t = scaling.multiplier(self._t)
+        scaled_L_des = None if L_des is None else scaling.bound(L_des)
+        mu_over_rho = scaling.bound_weight(mu / rho)
         margin = scaling.margin(self.margin, scaled_t, scaled_L_des)
         structured = None
         if self._structured_applies(mu):
@@ -463,7 +465,7 @@ class DeepLipschitzStep:
                 scaled_targets, scaled_t, mu_over_rho, scaled_L_des, margin
             )
         W_bar = [w / scaling.factor for w in W_bar]
-        squared = scaling.unscaled_squared_bound(squared, len(self.hidden_sizes))
+        squared = scaling.unscaled_squared_bound(squared)
         if basis is not None:
             W_bar[0] = W_bar[0] @ basis.T
         W_bar, squared, top, repaired = self._checked(W_bar, squared, L_des)

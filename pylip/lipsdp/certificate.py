@@ -790,7 +790,7 @@ def _checked_certificate(
         ) from None
     reported_trivial = trivial
     if point.bound > trivial:
-        point, reported_trivial = _capped_at_trivial(point, weights, alpha, beta, notes)
+        point, reported_trivial = _capped_at_trivial(point, trivial, weights, alpha, beta, notes)
     if point.repair:
         notes.append(f"repaired: {point.repair}")
     bound = point.bound
@@ -823,7 +823,12 @@ def _checked_certificate(
 
 
 def _capped_at_trivial(
-    point: repair.ProvenPoint, weights: Sequence[np.ndarray], alpha: Any, beta: Any, notes: list[str]
+    point: repair.ProvenPoint,
+    trivial: float,
+    weights: Sequence[np.ndarray],
+    alpha: Any,
+    beta: Any,
+    notes: list[str],
 ) -> tuple[repair.ProvenPoint, float]:
     """The lower of the SDP's proven point and the proven trivial point, and the trivial value to report.
 
@@ -833,7 +838,6 @@ def _capped_at_trivial(
     reported, so ``bound <= trivial_bound`` holds whenever the trivial point
     can be proven (otherwise a note says so).
     """
-    trivial = lmi.trivial_bound(weights, beta, alpha)
     capped = trivial_certificate_point(weights, alpha, beta)
     if capped is None:
         notes.append(

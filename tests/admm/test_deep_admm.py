@@ -300,7 +300,7 @@ def test_badly_scaled_steps_are_solved_exactly_rescaled(method, mode, gain):
     L_des = 0.5 * pylip.certify(base).bound
     n = len(sizes) - 2
     scaled = [gain * w for w in base]
-    scaled_t = StepScaling(int(np.log2(gain))).multiplier(t, sizes[1:-1])
+    scaled_t = StepScaling(int(np.log2(gain)), sizes[1:-1]).multiplier(t)
     results = []
     for weights, tt, bound in ((base, t, L_des), (scaled, scaled_t, L_des * gain ** (n + 1))):
         step = DeepLipschitzStep(sizes, np.diag(tt), mode=mode, method=method)
