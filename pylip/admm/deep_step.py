@@ -300,7 +300,8 @@ class DeepLipschitzStep:
             or ``"enforce"`` (problem 12, ``L^2 = L_des^2``).
         beta: the activations' largest slope (1 for tanh and ReLU, 1/4 for sigmoid).
         solver: SDP solver (default Clarabel, see :mod:`pylip.solvers`).
-        margin: the LMI is imposed as ``M <= -margin I``.
+        margin: the LMI is imposed as ``M <= -margin I`` (lowered below ``min t`` and
+            ``L_des^2 / 2`` where they are smaller, :meth:`StepScaling.margin`; the proof decides).
         reduce_input: when ``n_in > n_1``, solve for ``W0_bar`` in the row space
             of its target ``W0 + Y0/rho`` (``n_1`` columns instead of ``n_in``;
             exact, see ``__init__``), as :mod:`pylip.reduced` does for certificates.
