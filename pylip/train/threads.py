@@ -14,30 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from ..errors import InputError
-
-THREADS_ENV_VAR = "PYLIP_THREADS"
-DEFAULT_THREADS = 1
+from ..threads import blas_threads, configured_threads
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def training_threads() -> int:
     """The thread count for training: ``$PYLIP_THREADS`` or 1 (0: leave the libraries' defaults)."""
-    raw = os.environ.get(THREADS_ENV_VAR)
-    if raw is None:
-        return DEFAULT_THREADS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise InputError(f"${THREADS_ENV_VAR} must be an integer >= 0 (0: library defaults), got {raw!r}")
-    return value
+    return configured_threads()
 
 
 @contextlib.contextmanager
@@ -47,13 +34,7 @@ def limited_threads(threads: int | None = None) -> Iterator[None]:
     if count == 0:
         yield
         return
-    with contextlib.ExitStack() as stack:
-        try:
-            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
-        except ImportError:
-            pass
-        else:
-            stack.enter_context(threadpool_limits(limits=count, user_api="blas"))
+    with blas_threads(count):
         try:
             import torch
         except ImportError:
