@@ -16,13 +16,23 @@ over the multipliers is ``tr(F_i X F_j Z^-1) = tr(M Qx_ij M Qz_ij')`` with
 ``Z = -P``, the dual matrix ``X`` and the 2 x 2 blocks ``Q_ij = U_i' S U_j`` of
 ``[A; B] S [A; B]'`` (``S`` = ``X`` or ``Z^-1``; ``A`` stacks the ``a_i``, ``B``
 the ``e_i``): it is assembled from a few products of ``S`` with the weights
-instead of vectorised PSD cones. Every step costs ``O(N^3)`` for ``N = n_0 +
-n_hidden`` (dense factorisations: the Newton matrix couples every pair of
-neurons, so all of ``Z^-1`` is needed, not only its block-tridiagonal part);
-products with ``A`` go layer by layer (its blocks are the ``W_k``), ``Z^-1``
-comes from the Cholesky factor's triangular inverse, and the step to the
-cones' boundary from the lowest eigenvalue of the whitened direction (Lanczos
-above ``LANCZOS_SIZE``). When ``n_0 > n_1`` the input block is first reduced to
+instead of vectorised PSD cones.
+
+``P`` is block tridiagonal over the layers, a chordal pattern, and the method
+uses it as the completion-based primal-dual methods do (Fukuda, Kojima,
+Murota and Nakata 2000; :mod:`pylip.lipsdp.chordal`): ``Z`` is factorised
+block by block (no fill), ``Z^-1`` follows by block substitution, and the
+dual matrix ``X`` is kept on the pattern only, its positive definiteness
+checked clique by clique (neighbouring layers) and its products taken with
+its maximum-determinant completion. The Newton matrix still couples every
+pair of neurons, so a step costs ``O(N^2 n_max + m^3)`` for ``N = n_0 +
+n_hidden``, ``n_max`` the widest block and ``m`` multipliers, instead of the
+``O(N^3)`` of dense factorisations (a dense version took 2.3 s on
+5-32x10-3 and 6.2 s on 10-128x4-10 where this takes 0.8 s and 2.8 s).
+Products with ``A`` go layer by layer (its blocks are the ``W_k``); the step to
+the dual cone's boundary is found by bisection on block factorisations, the
+primal's from each clique's whitened direction. When ``n_0 > n_1`` the input
+block is first reduced to
 the row space of ``W0`` (an exact congruence: ``P`` is ``-s I`` on its null space).
 
 Each iterate ``y = (t, s)`` is strictly feasible (its ``-P`` has a Cholesky
@@ -41,10 +51,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse.linalg
 
 from ..errors import InputError, SolverError
 from ..threads import blas_threads
+from . import chordal
 
 ENGINE_FORMS = ("neuron", "layer")
 DEFAULT_TOLERANCE = 1e-9  # relative duality gap at which the method stops
@@ -56,11 +66,6 @@ RESIDUAL = 1e-5
 BOUND_GAP = 1e-7
 MAX_STEPS = 200
 STEP = 0.98  # fraction of the step to the boundary of the cones that is taken
-# above this size the step length's lowest eigenvalue is found by Lanczos (ARPACK), below it by
-# LAPACK on the whole matrix: with one BLAS thread LAPACK was faster at N = 325 and 522 (2.3 s vs
-# 4.9 s, 6.2 s vs 8.0 s per solve) and Lanczos at N = 1034 (1.1 s vs 1.5 s per step; issue 11)
-LANCZOS_SIZE = 800
-LANCZOS_TOLERANCE = 1e-6
 # iterative refinement of the Newton solves: the dual's equations hold only as well as they are solved
 REFINEMENTS = 2
 # the initial point's multipliers are this multiple of the least feasible ones, layer by layer
@@ -102,6 +107,8 @@ class _Lmi:
     spread: np.ndarray  # m x k: multiplier variable -> per-neuron t
     layers: tuple[tuple[np.ndarray, slice, slice], ...]  # A's nonzero blocks: (W_k, its rows, its columns)
     neuron_form: bool
+    pattern: chordal.BlockPattern  # P's blocks: the (reduced) input, then each hidden layer
+    mask: np.ndarray  # True on the pattern
 
     @property
     def size(self) -> int:
@@ -115,8 +122,9 @@ class _Lmi:
         P[:, n0:] += self.q * At
         P[n0:, :] += self.q * At.T
         P[n0:, n0:] += self.r * np.diag(t)
-        if self.p != 0.0:
-            P += self.p * (At @ A)
+        if self.p != 0.0:  # A'TA is block diagonal: W_k' T_k W_k in the block of layer k - 1
+            for w, rows, cols in self.layers:
+                P[cols, cols] += self.p * (w.T * t[rows][None, :]) @ w
         P[:n0, :n0] -= s * np.eye(n0)
         return P
 
@@ -208,8 +216,9 @@ def _lmi_data(
         spread = np.eye(m)
     else:
         spread = np.repeat(np.eye(len(hidden)), hidden, axis=0)
+    pattern = chordal.BlockPattern((n0, *hidden))
     return _Lmi(A, n0, constant, -2.0 * alpha * beta, alpha + beta, -2.0, spread, tuple(layers),
-                form == "neuron")
+                form == "neuron", pattern, pattern.mask())
 
 
 def _row_space(W0: np.ndarray) -> np.ndarray:
@@ -268,34 +277,35 @@ def _least_multiplier(complement: np.ndarray, r: float) -> float:
 
 @dataclass(frozen=True)
 class _State:
-    """An iterate: ``y = (x, s)`` strictly feasible with ``Z = -P(y)``; the dual ``X > 0``, ``w > 0``.
+    """An iterate: ``y = (x, s)`` strictly feasible with ``Z = -P(y)``; the dual ``X``, ``w > 0``.
 
-    ``factor`` and ``factor_X`` are the Cholesky factors of ``Z`` and ``X``:
-    they prove both strictly inside their cones and serve the next step.
+    ``X`` is kept on ``P``'s block-tridiagonal pattern only (zero elsewhere):
+    the SDP's data lie there, and every clique block of ``X`` being positive
+    definite (``clique_factors``, their Cholesky factors) is what proves a
+    positive definite completion exists (:mod:`pylip.lipsdp.chordal`).
+    ``factor`` is ``Z``'s block Cholesky factor: it proves ``Z > 0``.
     """
 
     s: float
     x: np.ndarray
     Z: np.ndarray
-    factor: np.ndarray  # Cholesky factor of Z
+    factor: chordal.BlockFactor
     X: np.ndarray
-    factor_X: np.ndarray
+    clique_factors: list[np.ndarray]
     w: np.ndarray
 
     @staticmethod
     def centred(lmi_data: _Lmi, s: float, x: np.ndarray) -> _State:
-        """Start on the central path's direction: ``X = theta Z^-1``, ``w = theta / x``."""
+        """Start on the central path's direction: ``X = theta Z^-1`` (on the pattern), ``w = theta / x``."""
         Z, factor = _strictly_feasible_slack(lmi_data, s, x)
         if factor is None:
             raise SolverError("pylip's LipSDP engine: the initial point is not strictly feasible")
-        inverse = _triangular_inverse(factor)
-        Zinv = inverse.T @ inverse
         theta = s / (lmi_data.size + x.size)
-        X = theta * Zinv
-        factor_X = _cholesky(X)
-        if factor_X is None:
+        X = theta * lmi_data.pattern.inverse(factor) * lmi_data.mask
+        clique_factors = lmi_data.pattern.clique_factors(X)
+        if clique_factors is None:
             raise SolverError("pylip's LipSDP engine: the initial point is too ill-conditioned")
-        return _State(s, x, Z, factor, X, factor_X, theta / x)
+        return _State(s, x, Z, factor, X, clique_factors, theta / x)
 
     @property
     def gap(self) -> float:
@@ -303,10 +313,12 @@ class _State:
         return float(np.sum(self.X * self.Z) + self.w @ self.x)
 
 
-def _strictly_feasible_slack(lmi_data: _Lmi, s: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """``Z = -P(s, x) - margin I`` and its Cholesky factor (``None`` if ``Z`` is not positive definite)."""
+def _strictly_feasible_slack(
+    lmi_data: _Lmi, s: float, x: np.ndarray
+) -> tuple[np.ndarray, chordal.BlockFactor | None]:
+    """``Z = -P(s, x) - margin I`` and its block Cholesky factor (``None`` if ``Z`` is not PD)."""
     Z = -lmi_data.matrix(s, lmi_data.spread @ x)
-    return Z, _cholesky(Z)
+    return Z, lmi_data.pattern.cholesky(Z)
 
 
 def _dual_bound(lmi_data: _Lmi, state: _State) -> float:
@@ -317,24 +329,13 @@ def _dual_bound(lmi_data: _Lmi, state: _State) -> float:
     with every ``<X, F_i> >= 0`` that is at least ``<X, C> / tr(X_00)``. Rounding
     leaves some ``<X, F_i>`` slightly negative; they are charged at the current
     ``t`` (near the optimal one), so the stop is sound up to that rounding.
+    ``X`` is known on ``P``'s pattern only; its clique blocks are positive
+    definite, so a positive semidefinite completion exists, and ``<X, P>``
+    reads only the pattern.
     """
     pairing = _pairing(lmi_data, state.X)
     charged = float(np.minimum(pairing[:-1], 0.0) @ state.x)
     return (float(np.sum(state.X * lmi_data.constant)) + charged) / -pairing[-1]
-
-
-def _cholesky(matrix: np.ndarray) -> np.ndarray | None:
-    try:
-        return scipy.linalg.cholesky(0.5 * (matrix + matrix.T), lower=True, check_finite=False)
-    except (np.linalg.LinAlgError, ValueError):
-        return None
-
-
-def _triangular_inverse(factor: np.ndarray) -> np.ndarray:
-    inverse, info = scipy.linalg.lapack.dtrtri(factor, lower=1)
-    if info != 0:
-        raise SolverError("pylip's LipSDP engine: a singular Cholesky factor")
-    return np.tril(inverse)
 
 
 def _left_A(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
@@ -420,32 +421,6 @@ def _equilibrated_solver(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarra
     return refined
 
 
-def _lowest_eigenvalue(symmetric: np.ndarray) -> float:
-    """The smallest eigenvalue; by Lanczos (ARPACK) on large matrices, where it is several times faster.
-
-    Lanczos approaches the lowest eigenvalue from above, so a step computed
-    from it may overshoot the cone slightly: the caller checks every new
-    iterate by a Cholesky factorisation and shortens the step if it fails.
-    """
-    if symmetric.shape[0] > LANCZOS_SIZE:
-        try:
-            values = scipy.sparse.linalg.eigsh(symmetric, k=1, which="SA", tol=LANCZOS_TOLERANCE,
-                                               return_eigenvectors=False)
-            return float(values[0])
-        except scipy.sparse.linalg.ArpackNoConvergence:
-            pass
-    return float(scipy.linalg.eigvalsh(symmetric, subset_by_index=[0, 0], check_finite=False)[0])
-
-
-def _max_step(inverse_factor: np.ndarray, change: np.ndarray) -> float:
-    """The largest ``h`` with ``L L' + h change >= 0`` (``inf`` if every ``h >= 0`` is); ``L^-1`` given."""
-    trmm = scipy.linalg.blas.dtrmm  # products with the triangular L^-1: half a general product's work
-    left = trmm(1.0, inverse_factor, change, side=0, lower=1)
-    whitened = trmm(1.0, inverse_factor, left, side=1, lower=1, trans_a=1)
-    low = _lowest_eigenvalue(0.5 * (whitened + whitened.T))
-    return -1.0 / low if low < 0.0 else np.inf
-
-
 def _max_positive_step(v: np.ndarray, dv: np.ndarray) -> float:
     falling = dv < 0.0
     return float(np.min(-v[falling] / dv[falling])) if np.any(falling) else np.inf
@@ -475,10 +450,10 @@ def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
     and took three times as many steps.)
     """
     n, k = lmi_data.size, state.x.size
-    inverse = _triangular_inverse(state.factor)
-    Zinv = inverse.T @ inverse
-    inverse_X = _triangular_inverse(state.factor_X)
-    hess = _schur(lmi_data, state.X, Zinv)
+    pattern = lmi_data.pattern
+    Zinv = pattern.inverse(state.factor)
+    completed = pattern.completion(state.X, state.clique_factors)
+    hess = _schur(lmi_data, completed, Zinv)
     hess[:k, :k] += np.diag(state.w / state.x)
     gradient = _pairing(lmi_data, Zinv)
     gradient[:k] -= 1.0 / state.x
@@ -492,14 +467,16 @@ def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
     def direction(target: float) -> _Direction:
         dy = affine + target * centring
         dZ = -(lmi_data.matrix(dy[-1], lmi_data.spread @ dy[:-1]) - lmi_data.constant)
-        XdZ = state.X @ dZ @ Zinv
-        dX = target * Zinv - state.X - 0.5 * (XdZ + XdZ.T)
+        XdZ = pattern.product_on_pattern(completed, dZ, Zinv)
+        dX = target * Zinv * lmi_data.mask - state.X - 0.5 * (XdZ + XdZ.T)
         dw = target / state.x - state.w - (state.w / state.x) * dy[:k]
         return _Direction(dy, dZ, dX, dw)
 
     def lengths(d: _Direction) -> tuple[float, float]:
-        primal = min(_max_step(inverse_X, d.dX), _max_positive_step(state.w, d.dw))
-        dual = min(_max_step(inverse, d.dZ), _max_positive_step(state.x, d.dy[:k]))
+        primal = min(pattern.max_step_on_cliques(state.clique_factors, d.dX),
+                     _max_positive_step(state.w, d.dw))
+        dual = min(pattern.max_step(state.Z, state.factor, d.dZ, 1.0 / STEP),
+                   _max_positive_step(state.x, d.dy[:k]))
         return min(1.0, STEP * primal), min(1.0, STEP * dual)
 
     predictor = direction(0.0)
@@ -533,8 +510,8 @@ def _next_state(lmi_data: _Lmi, state: _State, step: _Direction, primal: float, 
         X = state.X + primal * step.dX
         X = 0.5 * (X + X.T)
         w = state.w + primal * step.dw
-        factor_X = _cholesky(X)
-        if factor_X is not None and np.all(w > 0.0):
+        clique_factors = lmi_data.pattern.clique_factors(X)
+        if clique_factors is not None and np.all(w > 0.0):
             break
         primal *= 0.5
-    return _State(s, x, Z, factor, X, factor_X, w)
+    return _State(s, x, Z, factor, X, clique_factors, w)
