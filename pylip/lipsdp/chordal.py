@@ -90,13 +90,25 @@ class BlockPattern:
 
     # ---- factorisation and solves
 
-    def cholesky(self, matrix: np.ndarray) -> BlockFactor | None:
-        """The block Cholesky factor of ``matrix``'s pattern part; ``None`` if it is not positive definite."""
+    def cholesky(
+        self, matrix: np.ndarray, change: np.ndarray | None = None, step: float = 0.0
+    ) -> BlockFactor | None:
+        """The block Cholesky factor of ``matrix + step change`` (pattern part); ``None`` if not PD.
+
+        The sum is formed block by block: the step-length bisection tries
+        many steps, and forming the whole ``N x N`` sum each time cost as much
+        as the factorisation.
+        """
+        def part(rows: slice, cols: slice) -> np.ndarray:
+            if change is None:
+                return matrix[rows, cols]
+            return matrix[rows, cols] + step * change[rows, cols]
+
         diagonal: list[np.ndarray] = []
         below: list[np.ndarray] = []
         for k in range(len(self.sizes)):
             rows = self.block(k)
-            pivot = matrix[rows, rows]
+            pivot = part(rows, rows)
             if below:
                 pivot = pivot - below[-1] @ below[-1].T
             factor = _dense_cholesky(pivot)
@@ -104,7 +116,7 @@ class BlockPattern:
                 return None
             diagonal.append(factor)
             if k + 1 < len(self.sizes):
-                coupling = matrix[self.block(k + 1), rows]  # B = M[k+1, k]; L_{k+1,k} = B L_kk^-T
+                coupling = part(self.block(k + 1), rows)  # B = M[k+1, k]; L_{k+1,k} = B L_kk^-T
                 below.append(_trsm(factor, coupling, side=1, trans_a=1))
         return BlockFactor(tuple(diagonal), tuple(below))
 
@@ -201,12 +213,12 @@ class BlockPattern:
         """
         if self.cliques == 1:
             return min(cap, _max_step(_triangular_inverse(factor.dense()), change))
-        if self.cholesky(matrix + cap * change) is not None:
+        if self.cholesky(matrix, change, cap) is not None:
             return cap
         low, high = 0.0, cap
         while high - low > STEP_ACCURACY * high:
             middle = 0.5 * (low + high) if low > 0.0 else 0.25 * high
-            if self.cholesky(matrix + middle * change) is not None:
+            if self.cholesky(matrix, change, middle) is not None:
                 low = middle
             else:
                 high = middle
