@@ -115,16 +115,18 @@ class _Lmi:
         return self.A.shape[1]
 
     def matrix(self, s: float, t: np.ndarray) -> np.ndarray:
-        """``P(s, diag(t))``."""
-        n0, A = self.n0, self.A
-        At = A.T * t[None, :]  # A' T
+        """``P(s, diag(t))``, layer by layer: ``A'T`` has one block ``W_k' T_k`` per hidden layer."""
+        n0 = self.n0
         P = self.constant.copy()
-        P[:, n0:] += self.q * At
-        P[n0:, :] += self.q * At.T
-        P[n0:, n0:] += self.r * np.diag(t)
-        if self.p != 0.0:  # A'TA is block diagonal: W_k' T_k W_k in the block of layer k - 1
-            for w, rows, cols in self.layers:
-                P[cols, cols] += self.p * (w.T * t[rows][None, :]) @ w
+        for w, rows, cols in self.layers:
+            hidden = slice(n0 + rows.start, n0 + rows.stop)  # layer k's own coordinates
+            wt = w.T * t[rows][None, :]  # W_k' T_k
+            P[cols, hidden] += self.q * wt
+            P[hidden, cols] += self.q * wt.T
+            if self.p != 0.0:  # p W_k' T_k W_k, in the block of layer k - 1
+                P[cols, cols] += self.p * wt @ w
+        diagonal = np.arange(n0, self.size)
+        P[diagonal, diagonal] += self.r * t
         P[:n0, :n0] -= s * np.eye(n0)
         return P
 
