@@ -77,6 +77,10 @@ CASES = [
     ((2, 8, 8, 8, 2), "sigmoid"),
     ((3, 6, 5, 7, 4, 2), "tanh"),
     ((2, 10, 30, 20, 2), "relu"),
+    # deep: many cliques in the chordal pattern, uneven widths (the completion's blocks differ)
+    ((3, 6, 4, 6, 4, 6, 4, 2), "tanh"),
+    ((2, *[5] * 8, 2), "relu"),
+    ((4, 9, 3, 1, 3, 9, 2), "sigmoid"),
 ]
 
 
