@@ -275,3 +275,21 @@ def test_scs_certificates_land_near_the_interior_point_optimum(seed):
     scs = pylip.calculate_Lipschitz(params, dims, solver="SCS")["Lipschitz"]
     clarabel = pylip.calculate_Lipschitz(params, dims, solver="CLARABEL")["Lipschitz"]
     assert scs == pytest.approx(clarabel, rel=1e-5)
+
+
+def test_equilibration_proves_deep_points_the_plain_test_cannot() -> None:
+    # six hidden layers of three: the engine's multipliers span 6e2, and the normwise rounding
+    # bound of P, set by its largest blocks, swamps the smallest eigenvalue
+    from pylip.lipsdp import engine, proof
+
+    rng = np.random.default_rng(18)
+    sizes = [3, *[3] * 6, 2]
+    weights = [rng.standard_normal((b, a)) / np.sqrt(a) for a, b in zip(sizes[:-1], sizes[1:])]
+    point = engine.solve_certificate_sdp(weights, 0.0, 1.0)
+    bound = float(np.sqrt(point.squared_bound))
+    P, error = proof.certificate_matrix_enclosure(proof.scaled_problem(weights, point.t, bound, 0.0, 1.0))
+    assert not prove_positive_definite(-P, error).holds
+    result = prove_certificate(weights, point.t, bound, 0.0, 1.0)
+    assert result.holds and result.method == "rump-equilibrated" and result.margin > 0.0
+    # sound: the engine's bound is within 1e-7 of the optimum, so 1e-6 below it is infeasible
+    assert not prove_certificate(weights, point.t, bound * (1.0 - 1e-6), 0.0, 1.0).holds
