@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 
 from ..errors import SolverError
 from ..validation import as_step_multiplier, as_step_settings
@@ -199,6 +200,8 @@ def _solve(problem: _Barrier, tol: float, max_newton_steps: int, start: float) -
         )
     W, squared = _initial_point(problem)
     weight = _initial_weight(problem, W, squared)
+    if problem.cap is not None:
+        squared = _central_bound(problem, W, weight, squared)
     newton = cg_total = 0
     while True:
         W, squared, steps, cg_steps = _centre(problem, W, squared, weight, max_newton_steps - newton)
@@ -251,6 +254,33 @@ def _initial_point(problem: _Barrier) -> tuple[list[np.ndarray], float]:
     top = float(np.max(np.abs(np.linalg.eigvalsh(root[:, None] * coupling * root[None, :]))))
     scale = 1.0 if top <= 0 else min(1.0, 0.5 / top)
     return [scale * g for g in problem.targets], squared
+
+
+def _central_bound(problem: _Barrier, W: list[np.ndarray], weight: float, current: float) -> float:
+    """The ``L^2`` minimising ``weight c L^2 - log det S(W, L^2)`` at fixed ``W`` (regularize, eq. 9).
+
+    ``L^2`` enters only the input block ``S_00 = (L^2 - eps) I``, so by the Schur complement
+    ``log det S = const + sum_i log(L^2 - eps - m_i)`` with ``m_i`` the eigenvalues of
+    ``B' S_rest^{-1} B`` (``B`` the coupling block of the first layer). Starting the barrier
+    method there spares the damped Newton steps that otherwise raise ``L^2`` from 1 a few
+    per cent at a time (about 110 of 155 on 64-64-64-10). Keeps ``current`` if rounding puts
+    the root on the LMI's boundary.
+    """
+    S = problem.slack(W, problem.margin)  # S_00 = 0: only the other blocks are used
+    n = problem.n_in
+    factor = scipy.linalg.cho_factor(S[n:, n:], lower=True, check_finite=False)
+    coupling = S[n:, :n]
+    schur = coupling.T @ scipy.linalg.cho_solve(factor, coupling, check_finite=False)
+    poles = problem.margin + np.linalg.eigvalsh(0.5 * (schur + schur.T))  # log det S -> -inf there
+    target = weight * float(problem.cap)  # type: ignore[arg-type]
+
+    def excess(x: float) -> float:  # d/dL^2 of the barrier part less the objective's: decreasing
+        return float(np.sum(1.0 / (x - poles))) - target
+
+    # between the two brackets: 1/(x - top) <= sum_i 1/(x - poles_i) <= n/(x - top)
+    top = float(poles[-1])
+    central = float(scipy.optimize.brentq(excess, top + 1.0 / target, top + n / target))
+    return central if problem.inverse_slack(W, central) is not None else current
 
 
 def _initial_weight(problem: _Barrier, W: list[np.ndarray], squared: float) -> float:
