@@ -206,15 +206,19 @@ def _solve(problem: _Barrier, tol: float, max_newton_steps: int, start: float) -
     if problem.cap is not None:
         squared = _central_bound(problem, W, weight, squared)
     newton = cg_total = 0
+    inverse = problem.inverse_slack(W, squared)
+    assert inverse is not None
     while True:
-        W, squared, steps, cg_steps = _centre(problem, W, squared, weight, max_newton_steps - newton)
+        W, squared, steps, cg_steps, centred = _centre(
+            problem, W, squared, weight, max_newton_steps - newton, inverse
+        )
         newton += steps
         cg_total += cg_steps
         objective = problem.objective(W, squared)
         gap = problem.size / weight
         if gap <= tol * objective:
             break
-        W, squared, cg_steps = _predict(problem, W, squared, weight, GROWTH * weight)
+        W, squared, cg_steps, inverse = _predict(problem, W, squared, weight, GROWTH * weight, centred)
         cg_total += cg_steps
         weight *= GROWTH
     return DeepStepSolution(
@@ -311,17 +315,22 @@ def _newton_system(
 
 
 def _predict(
-    problem: _Barrier, W: list[np.ndarray], squared: float, weight: float, new_weight: float
-) -> tuple[list[np.ndarray], float, int]:
+    problem: _Barrier,
+    W: list[np.ndarray],
+    squared: float,
+    weight: float,
+    new_weight: float,
+    centred: tuple[tuple[np.ndarray, float], _Preconditioner],
+) -> tuple[list[np.ndarray], float, int, tuple[np.ndarray, float]]:
     """Follow the central path's tangent ``dx/dt_b = -H^{-1} grad f`` from ``weight`` to ``new_weight``.
 
     Differentiating ``t_b grad f + grad(-log det S) = 0`` gives the tangent; the step is halved
     until ``S`` stays positive definite (the centring then starts close to the new central point).
+    ``centred`` is ``((S^{-1}, log det S), preconditioner)`` at ``(W, L^2)`` from :func:`_centre`;
+    returns the new point, the CG steps and its ``(S^{-1}, log det S)``.
     """
     free_bound = problem.cap is not None
-    current = problem.inverse_slack(W, squared)
-    assert current is not None
-    _, _, precondition = _newton_system(problem, W, squared, weight, current[0])
+    current, precondition = centred
     own = [w - g for w, g in zip(W, problem.targets)]
     tangent, tangent_squared, used = _conjugate_gradient(
         problem, current[0], weight, own, problem.cap or 0.0, precondition, free_bound
@@ -330,20 +339,28 @@ def _predict(
     for _ in range(30):
         trial_W = [w + length * d for w, d in zip(W, tangent)]
         trial_squared = squared + length * tangent_squared
-        if problem.inverse_slack(trial_W, trial_squared) is not None:
-            return trial_W, trial_squared, used
+        trial = problem.inverse_slack(trial_W, trial_squared)
+        if trial is not None:
+            return trial_W, trial_squared, used, trial
         length *= 0.5
-    return W, squared, used
+    return W, squared, used, current
 
 
 def _centre(
-    problem: _Barrier, W: list[np.ndarray], squared: float, weight: float, budget: int
-) -> tuple[list[np.ndarray], float, int, int]:
-    """Minimise ``weight f - log det S`` by inexact Newton steps from a strictly feasible point."""
+    problem: _Barrier,
+    W: list[np.ndarray],
+    squared: float,
+    weight: float,
+    budget: int,
+    current: tuple[np.ndarray, float],
+) -> tuple[list[np.ndarray], float, int, int, tuple[tuple[np.ndarray, float], _Preconditioner]]:
+    """Minimise ``weight f - log det S`` by inexact Newton steps from a strictly feasible point.
+
+    ``current`` is ``(S^{-1}, log det S)`` at the start. Also returns it and the preconditioner
+    at the centred point, which :func:`_predict` reuses (the same point and weight).
+    """
     steps = cg_steps = 0
     free_bound = problem.cap is not None
-    current = problem.inverse_slack(W, squared)
-    assert current is not None
     while True:
         if steps >= budget:
             raise SolverError(f"the deep step solver used up its Newton steps (barrier weight {weight:.3e})")
@@ -357,7 +374,7 @@ def _centre(
         cg_steps += used
         decrement = -(sum(float(np.sum(g * s)) for g, s in zip(gradient, step)) + g_squared * step_squared)
         if decrement <= 2.0 * max(CENTRED, ROUNDING * abs(value)):
-            return W, squared, steps, cg_steps
+            return W, squared, steps, cg_steps, (current, precondition)
         alpha = 1.0
         while alpha > 1e-14:
             trial_W = [w + alpha * s for w, s in zip(W, step)]
@@ -369,7 +386,7 @@ def _centre(
                     break
             alpha *= 0.5
         else:
-            return W, squared, steps, cg_steps  # rounding floor: no decrease left
+            return W, squared, steps, cg_steps, (current, precondition)  # rounding floor: no decrease left
         W, squared, current = trial_W, trial_squared, trial
 
 
