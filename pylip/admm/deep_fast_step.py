@@ -19,14 +19,22 @@ Vandenberghe, Section 11.3) on ``t_b f(W) - log det S`` uses exactly that:
   identity, its dominant low-rank part on the eigenvectors of ``S`` whose eigenvalues go to 0
   (the active part of the LMI); a backtracking line search that keeps ``S`` positive definite
   (a Cholesky factorisation); after each centring the barrier weight ``t_b`` is multiplied by
-  ``GROWTH`` and the point moved along the central path's tangent (:func:`_predict`).
+  ``GROWTH`` and the point moved along the central path's tangent (:func:`_predict`, which
+  reuses the centred point's ``S^{-1}`` and preconditioner);
+* regularize: the method starts at the central ``L^2`` of the initial weights
+  (:func:`_central_bound`, a 1-D root), not at ``L^2 = 1``;
+* one BLAS thread (``blas_threads``): the matrices have a few hundred rows and a second
+  OpenBLAS thread on 2 cores made the solve many times slower.
 
 Stop: after centring at ``t_b``, the duality gap of the central point is ``N / t_b``
 (``N`` the LMI size); the solver stops when it is ``<= tol`` times the objective, so the
 agreement with an exact solve is relative in the objective. Every iterate is strictly inside
 the LMI; the caller still proves the point in float64 (``DeepLipschitzStep._checked``).
 Measured (``bench/deep_step.py``): fast while few eigenvalues of ``S`` are active; when many
-are (a strongly enforced bound on wide layers) the CG steps grow and the method slows down.
+are (a strongly enforced bound on wide layers) the CG steps grow and the method slows down:
+on 784-256-256-10 (enforce, 0.3 times the trivial bound) the preconditioner is full (62
+active eigenvectors, ``MAX_ACTIVE``) from barrier weight 1e6 on, CG stops at ``MAX_CG`` and
+one Newton step takes about 10 s (no answer in 7 minutes; issue 11, open).
 """
 
 from __future__ import annotations
