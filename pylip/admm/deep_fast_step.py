@@ -292,9 +292,10 @@ def _central_bound(problem: _Barrier, W: list[np.ndarray], weight: float, curren
     def excess(x: float) -> float:  # d/dL^2 of the barrier part less the objective's: decreasing
         return float(np.sum(1.0 / (x - poles))) - target
 
-    # between the two brackets: 1/(x - top) <= sum_i 1/(x - poles_i) <= n/(x - top)
+    # 1/(x - top) <= sum_i 1/(x - poles_i) <= n/(x - top): excess > 0 at the lower bracket and
+    # < 0 at the upper one, strictly (so also for n = 1)
     top = float(poles[-1])
-    central = float(scipy.optimize.brentq(excess, top + 1.0 / target, top + n / target))
+    central = float(scipy.optimize.brentq(excess, top + 0.5 / target, top + 2.0 * n / target))
     return central if problem.inverse_slack(W, central) is not None else current
 
 

@@ -153,7 +153,7 @@ def test_enforce_step_with_feasible_targets_returns_them_exactly():
 RTOL_CENTRAL = 1e-8  # the 1-D centring's root against tr(S^{-1})_00 from a full inverse (reference/README.md)
 
 
-@pytest.mark.parametrize("sizes", [(3, 6, 5, 2), (20, 12, 16, 4)])
+@pytest.mark.parametrize("sizes", [(3, 6, 5, 2), (20, 12, 16, 4), (1, 8, 8, 1)])
 def test_regularize_starts_at_the_central_bound_of_its_initial_weights(sizes):
     """At ``_central_bound``'s ``L^2`` the barrier's derivative in ``L^2`` meets the objective's:
     ``weight c = tr(S^{-1})_00``, and ``S`` stays positive definite."""
