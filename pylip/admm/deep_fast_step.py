@@ -411,6 +411,32 @@ def _smallest_eigenpairs(S: np.ndarray, count: int) -> tuple[np.ndarray, np.ndar
     return scipy.linalg.eigh(S, subset_by_index=[0, count - 1], driver="evr", check_finite=False)
 
 
+GRAM_ROWS = 128  # pairs per row block of _pair_gram (its temporaries stay in cache)
+
+
+def _pair_gram(layer_grams: list[tuple[np.ndarray, np.ndarray]], f: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``J J'`` of :class:`_Preconditioner` on the pairs ``a = (f_a, s_a)``, from ``(A, B)`` per layer.
+
+    Entry ``((i, j), (k, l))`` is ``sum A_ik B_jl + A_il B_jk + A_jk B_il + A_jl B_ik`` over the
+    layers. Built ``GRAM_ROWS`` rows at a time: the whole-matrix products streamed every
+    temporary through memory and took 2.2 times the CPU time at 62 active eigenvectors
+    (1953 pairs; measured at issue 11).
+    """
+    pairs = f.size
+    gram = np.empty((pairs, pairs))
+    columns = [(A[:, f], A[:, s], B[:, f], B[:, s]) for A, B in layer_grams]  # r x pairs each
+    for start in range(0, pairs, GRAM_ROWS):
+        i, j = f[start : start + GRAM_ROWS], s[start : start + GRAM_ROWS]
+        block = np.zeros((i.size, pairs))
+        for A_k, A_l, B_k, B_l in columns:  # A_k[i] is A_ik over the columns (k, l), and so on
+            block += A_k[i] * B_l[j]
+            block += A_l[i] * B_k[j]
+            block += A_k[j] * B_l[i]
+            block += A_l[j] * B_k[i]
+        gram[start : start + GRAM_ROWS] = block
+    return gram
+
+
 class _Preconditioner:
     """``(D + J' K J)^{-1}`` by Woodbury: the barrier Hessian's part on the LMI's active eigenvectors.
 
@@ -445,13 +471,11 @@ class _Preconditioner:
         self.V, lam = vectors[:, :active], values[:active]
         self.first, self.second = np.triu_indices(active)
         f, s = self.first, self.second
-        gram = np.zeros((f.size, f.size))
+        layer_grams = []
         for k, c in enumerate(problem.coefficients):
             VP, VQ = self.V[problem.blocks[k + 1]], self.V[problem.blocks[k]]
-            A = VP.T @ ((c**2)[:, None] * VP)
-            B = VQ.T @ VQ
-            gram += A[f][:, f] * B[s][:, s] + A[f][:, s] * B[s][:, f]
-            gram += A[s][:, f] * B[f][:, s] + A[s][:, s] * B[f][:, f]
+            layer_grams.append((VP.T @ ((c**2)[:, None] * VP), VQ.T @ VQ))
+        gram = _pair_gram(layer_grams, f, s)
         K = np.where(f == s, 1.0, 2.0) / (lam[f] * lam[s])
         capacitance = np.diag(1.0 / K) + gram / weight
         self.d_squared = 1.0
