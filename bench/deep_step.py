@@ -13,17 +13,17 @@ trivial bound of ``G`` (the product of spectral norms). Usage::
 
     OMP_NUM_THREADS=1 python bench/deep_step.py [--repeats 3] [--skip-cvxpy-above N]
 
-Measured on 2 cores shared with another engineer's jobs (load average 3.3 at the start;
-``MKL_CBWR=AVX2 OMP_NUM_THREADS=1 nice -n 5 python bench/deep_step.py --networks
+Measured on 2 cores shared with another engineer's jobs (load average 4.3 at the start, 3.5
+at the end; ``MKL_CBWR=AVX2 OMP_NUM_THREADS=1 nice -n 5 python bench/deep_step.py --networks
 64-32-32-10,64-64-64-10,64-128-128-10 --timeout 400 --skip-cvxpy-above 120``; structured median
 of 3, cvxpy one solve; cvxpy's memory check refuses the LMIs of 202 and more), after issue 11's
-item 3 (one BLAS thread in the solver, regularize started at its central ``L^2``):
-64-32-32-10 enforce 0.197 s vs 8.74 s (44x, objectives 1.3e-10 apart), regularize 0.266 s vs
-9.77 s (37x, 4.9e-11); 64-64-64-10 enforce 1.08 s, regularize 1.61 s; 64-128-128-10 enforce
-9.67 s, regularize 10.75 s; peak RSS 0.13-0.34 GB (cvxpy 0.57 GB). Before (the same networks
-and flags, measured earlier): 64-32-32-10 0.87 s / 2.35 s, 64-64-64-10 7.8 s / 43 s,
-64-128-128-10 enforce 72 s, regularize no answer in 400 s. 784-256-256-10: see
-:mod:`pylip.admm.deep_fast_step` (in enforce its CG steps hit their cap).
+item 3 (one BLAS thread in the solver, regularize started at its central ``L^2``, a blocked
+preconditioner Gram matrix): 64-32-32-10 enforce 0.165 s vs 8.73 s (53x, objectives 1.3e-10
+apart), regularize 0.276 s vs 11.2 s (41x, 4.9e-11); 64-64-64-10 enforce 1.04 s, regularize
+1.47 s; 64-128-128-10 enforce 8.74 s, regularize 8.22 s; peak RSS 0.13-0.32 GB (cvxpy
+0.57 GB). Before (the same networks and flags, measured earlier): 64-32-32-10 0.87 s /
+2.35 s, 64-64-64-10 7.8 s / 43 s, 64-128-128-10 enforce 72 s, regularize no answer in 400 s.
+784-256-256-10: see :mod:`pylip.admm.deep_fast_step` (in enforce its CG steps hit their cap).
 """
 
 from __future__ import annotations
