@@ -34,7 +34,8 @@ Measured (``bench/deep_step.py``): fast while few eigenvalues of ``S`` are activ
 are (a strongly enforced bound on wide layers) the CG steps grow and the method slows down:
 on 784-256-256-10 (enforce, 0.3 times the trivial bound) the preconditioner is full (62
 active eigenvectors, ``MAX_ACTIVE``) from barrier weight 1e6 on, CG stops at ``MAX_CG`` and
-one Newton step takes about 10 s (no answer in 7 minutes; issue 11, open).
+one Newton step takes about 10 s (no answer in 7 minutes; issue 11, open); in regularize
+(``mu/rho = 0.05``) the same from barrier weight 7e4 on.
 """
 
 from __future__ import annotations
