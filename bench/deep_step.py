@@ -13,11 +13,17 @@ trivial bound of ``G`` (the product of spectral norms). Usage::
 
     OMP_NUM_THREADS=1 python bench/deep_step.py [--repeats 3] [--skip-cvxpy-above N]
 
-Measured on 2 shared cores (``--networks 64-32-32-10,64-64-64-10,64-128-128-10 --timeout 400
---skip-cvxpy-above 120``; structured median of 3, cvxpy one solve; cvxpy's memory check refuses
-the LMIs of 202 and more): 64-32-32-10 enforce 0.87 s vs 22.0 s (25x, objectives 3.4e-9 apart),
-regularize 2.35 s vs 39.4 s (17x, 4.9e-11); 64-64-64-10 7.8 s / 43 s; 64-128-128-10 enforce
-72 s, regularize no answer in 400 s; peak RSS 0.13-0.28 GB (cvxpy 0.55 GB).
+Measured on 2 cores shared with another engineer's jobs (load average 4.3 at the start, 3.5
+at the end; ``MKL_CBWR=AVX2 OMP_NUM_THREADS=1 nice -n 5 python bench/deep_step.py --networks
+64-32-32-10,64-64-64-10,64-128-128-10 --timeout 400 --skip-cvxpy-above 120``; structured median
+of 3, cvxpy one solve; cvxpy's memory check refuses the LMIs of 202 and more), after issue 11's
+item 3 (one BLAS thread in the solver, regularize started at its central ``L^2``, a blocked
+preconditioner Gram matrix): 64-32-32-10 enforce 0.165 s vs 8.73 s (53x, objectives 1.3e-10
+apart), regularize 0.276 s vs 11.2 s (41x, 4.9e-11); 64-64-64-10 enforce 1.04 s, regularize
+1.47 s; 64-128-128-10 enforce 8.74 s, regularize 8.22 s; peak RSS 0.13-0.32 GB (cvxpy
+0.57 GB). Before (the same networks and flags, measured earlier): 64-32-32-10 0.87 s /
+2.35 s, 64-64-64-10 7.8 s / 43 s, 64-128-128-10 enforce 72 s, regularize no answer in 400 s.
+784-256-256-10: see :mod:`pylip.admm.deep_fast_step` (in enforce its CG steps hit their cap).
 """
 
 from __future__ import annotations

@@ -19,14 +19,23 @@ Vandenberghe, Section 11.3) on ``t_b f(W) - log det S`` uses exactly that:
   identity, its dominant low-rank part on the eigenvectors of ``S`` whose eigenvalues go to 0
   (the active part of the LMI); a backtracking line search that keeps ``S`` positive definite
   (a Cholesky factorisation); after each centring the barrier weight ``t_b`` is multiplied by
-  ``GROWTH`` and the point moved along the central path's tangent (:func:`_predict`).
+  ``GROWTH`` and the point moved along the central path's tangent (:func:`_predict`, which
+  reuses the centred point's ``S^{-1}`` and preconditioner);
+* regularize: the method starts at the central ``L^2`` of the initial weights
+  (:func:`_central_bound`, a 1-D root), not at ``L^2 = 1``;
+* one BLAS thread (``blas_threads``): the matrices have a few hundred rows and a second
+  OpenBLAS thread on 2 cores made the solve many times slower.
 
 Stop: after centring at ``t_b``, the duality gap of the central point is ``N / t_b``
 (``N`` the LMI size); the solver stops when it is ``<= tol`` times the objective, so the
 agreement with an exact solve is relative in the objective. Every iterate is strictly inside
 the LMI; the caller still proves the point in float64 (``DeepLipschitzStep._checked``).
 Measured (``bench/deep_step.py``): fast while few eigenvalues of ``S`` are active; when many
-are (a strongly enforced bound on wide layers) the CG steps grow and the method slows down.
+are (a strongly enforced bound on wide layers) the CG steps grow and the method slows down:
+on 784-256-256-10 (enforce, 0.3 times the trivial bound) the preconditioner is full (62
+active eigenvectors, ``MAX_ACTIVE``) from barrier weight 1e6 on, CG stops at ``MAX_CG`` and
+one Newton step takes about 10 s (no answer in 7 minutes; issue 11, open); in regularize
+(``mu/rho = 0.05``) the same from barrier weight 7e4 on.
 """
 
 from __future__ import annotations
@@ -37,9 +46,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 
 from ..errors import SolverError
 from ..validation import as_step_multiplier, as_step_settings
+from .fast_step import _blas_limit
 
 GROWTH = 100.0  # barrier weight factor per centring
 CENTRED = 1e-4  # a centring ends when half the squared Newton decrement is below this
@@ -49,6 +60,9 @@ CG_TOLERANCE = 1e-3  # relative residual of the Newton system (inexact Newton)
 MAX_CG = 400  # conjugate-gradient steps per Newton step
 ACTIVE = 10.0
 PRECONDITIONER_PAIRS = 2000  # at most this many eigenvector pairs in it (the most active first)
+# ... so at most this many active eigenvectors: the largest r with r (r + 1) / 2 <= PRECONDITIONER_PAIRS
+MAX_ACTIVE = int((np.sqrt(8 * PRECONDITIONER_PAIRS + 1) - 1) // 2)
+SUBSET_EIGH_ABOVE = 300  # LMI size above which only the MAX_ACTIVE smallest eigenpairs are computed
 
 
 @dataclass(frozen=True)
@@ -164,6 +178,7 @@ def solve_deep_step(
     margin: float = 0.0,
     tol: float = 1e-9,
     max_newton_steps: int = 400,
+    blas_threads: int | None = 1,
 ) -> DeepStepSolution:
     """Solve the multi-layer Lipschitz step (10b) with ``T = diag(t)`` fixed by the barrier method.
 
@@ -172,9 +187,17 @@ def solve_deep_step(
     ``mode="regularize"`` (eq. 9) minimises ``mu_over_rho L^2 + 1/2 ||W_bar - G||^2``
     (``mu_over_rho > 0``). Stops when the central path's gap ``N / t_b`` is ``<= tol`` times the
     objective; raises :class:`SolverError` if ``max_newton_steps`` are used up first.
+    ``blas_threads`` caps BLAS threads during the solve (``None`` leaves them alone): on 2 cores
+    a second OpenBLAS thread made 64-32-32-10 (regularize) 17.4 s instead of 0.42 s.
     """
     start = time.perf_counter()
     problem = _validated(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
+    with _blas_limit(blas_threads):
+        return _solve(problem, tol, max_newton_steps, start)
+
+
+def _solve(problem: _Barrier, tol: float, max_newton_steps: int, start: float) -> DeepStepSolution:
+    """The barrier method of :func:`solve_deep_step` on a validated problem."""
     fixed = problem.squared_bound
     if fixed is not None and problem.inverse_slack(problem.targets, fixed) is not None:
         # the targets already satisfy the LMI (with its margin): they are the projection itself
@@ -189,16 +212,22 @@ def solve_deep_step(
         )
     W, squared = _initial_point(problem)
     weight = _initial_weight(problem, W, squared)
+    if problem.cap is not None:
+        squared = _central_bound(problem, W, weight, squared)
     newton = cg_total = 0
+    inverse = problem.inverse_slack(W, squared)
+    assert inverse is not None
     while True:
-        W, squared, steps, cg_steps = _centre(problem, W, squared, weight, max_newton_steps - newton)
+        W, squared, steps, cg_steps, centred = _centre(
+            problem, W, squared, weight, max_newton_steps - newton, inverse
+        )
         newton += steps
         cg_total += cg_steps
         objective = problem.objective(W, squared)
         gap = problem.size / weight
         if gap <= tol * objective:
             break
-        W, squared, cg_steps = _predict(problem, W, squared, weight, GROWTH * weight)
+        W, squared, cg_steps, inverse = _predict(problem, W, squared, weight, GROWTH * weight, centred)
         cg_total += cg_steps
         weight *= GROWTH
     return DeepStepSolution(
@@ -243,6 +272,34 @@ def _initial_point(problem: _Barrier) -> tuple[list[np.ndarray], float]:
     return [scale * g for g in problem.targets], squared
 
 
+def _central_bound(problem: _Barrier, W: list[np.ndarray], weight: float, current: float) -> float:
+    """The ``L^2`` minimising ``weight c L^2 - log det S(W, L^2)`` at fixed ``W`` (regularize, eq. 9).
+
+    ``L^2`` enters only the input block ``S_00 = (L^2 - eps) I``, so by the Schur complement
+    ``log det S = const + sum_i log(L^2 - eps - m_i)`` with ``m_i`` the eigenvalues of
+    ``B' S_rest^{-1} B`` (``B`` the coupling block of the first layer). Starting the barrier
+    method there spares the damped Newton steps that otherwise raise ``L^2`` from 1 a few
+    per cent at a time (about 110 of 155 on 64-64-64-10). Keeps ``current`` if rounding puts
+    the root on the LMI's boundary.
+    """
+    S = problem.slack(W, problem.margin)  # S_00 = 0: only the other blocks are used
+    n = problem.n_in
+    factor = scipy.linalg.cho_factor(S[n:, n:], lower=True, check_finite=False)
+    coupling = S[n:, :n]
+    schur = coupling.T @ scipy.linalg.cho_solve(factor, coupling, check_finite=False)
+    poles = problem.margin + np.linalg.eigvalsh(0.5 * (schur + schur.T))  # log det S -> -inf there
+    target = weight * float(problem.cap)  # type: ignore[arg-type]
+
+    def excess(x: float) -> float:  # d/dL^2 of the barrier part less the objective's: decreasing
+        return float(np.sum(1.0 / (x - poles))) - target
+
+    # 1/(x - top) <= sum_i 1/(x - poles_i) <= n/(x - top): excess > 0 at the lower bracket and
+    # < 0 at the upper one, strictly (so also for n = 1)
+    top = float(poles[-1])
+    central = float(scipy.optimize.brentq(excess, top + 0.5 / target, top + 2.0 * n / target))
+    return central if problem.inverse_slack(W, central) is not None else current
+
+
 def _initial_weight(problem: _Barrier, W: list[np.ndarray], squared: float) -> float:
     """A barrier weight balancing the objective's and the barrier's gradients at the start."""
     R, _ = problem.inverse_slack(W, squared)  # type: ignore[misc]
@@ -268,17 +325,22 @@ def _newton_system(
 
 
 def _predict(
-    problem: _Barrier, W: list[np.ndarray], squared: float, weight: float, new_weight: float
-) -> tuple[list[np.ndarray], float, int]:
+    problem: _Barrier,
+    W: list[np.ndarray],
+    squared: float,
+    weight: float,
+    new_weight: float,
+    centred: tuple[tuple[np.ndarray, float], _Preconditioner],
+) -> tuple[list[np.ndarray], float, int, tuple[np.ndarray, float]]:
     """Follow the central path's tangent ``dx/dt_b = -H^{-1} grad f`` from ``weight`` to ``new_weight``.
 
     Differentiating ``t_b grad f + grad(-log det S) = 0`` gives the tangent; the step is halved
     until ``S`` stays positive definite (the centring then starts close to the new central point).
+    ``centred`` is ``((S^{-1}, log det S), preconditioner)`` at ``(W, L^2)`` from :func:`_centre`;
+    returns the new point, the CG steps and its ``(S^{-1}, log det S)``.
     """
     free_bound = problem.cap is not None
-    current = problem.inverse_slack(W, squared)
-    assert current is not None
-    _, _, precondition = _newton_system(problem, W, squared, weight, current[0])
+    current, precondition = centred
     own = [w - g for w, g in zip(W, problem.targets)]
     tangent, tangent_squared, used = _conjugate_gradient(
         problem, current[0], weight, own, problem.cap or 0.0, precondition, free_bound
@@ -287,20 +349,28 @@ def _predict(
     for _ in range(30):
         trial_W = [w + length * d for w, d in zip(W, tangent)]
         trial_squared = squared + length * tangent_squared
-        if problem.inverse_slack(trial_W, trial_squared) is not None:
-            return trial_W, trial_squared, used
+        trial = problem.inverse_slack(trial_W, trial_squared)
+        if trial is not None:
+            return trial_W, trial_squared, used, trial
         length *= 0.5
-    return W, squared, used
+    return W, squared, used, current
 
 
 def _centre(
-    problem: _Barrier, W: list[np.ndarray], squared: float, weight: float, budget: int
-) -> tuple[list[np.ndarray], float, int, int]:
-    """Minimise ``weight f - log det S`` by inexact Newton steps from a strictly feasible point."""
+    problem: _Barrier,
+    W: list[np.ndarray],
+    squared: float,
+    weight: float,
+    budget: int,
+    current: tuple[np.ndarray, float],
+) -> tuple[list[np.ndarray], float, int, int, tuple[tuple[np.ndarray, float], _Preconditioner]]:
+    """Minimise ``weight f - log det S`` by inexact Newton steps from a strictly feasible point.
+
+    ``current`` is ``(S^{-1}, log det S)`` at the start. Also returns it and the preconditioner
+    at the centred point, which :func:`_predict` reuses (the same point and weight).
+    """
     steps = cg_steps = 0
     free_bound = problem.cap is not None
-    current = problem.inverse_slack(W, squared)
-    assert current is not None
     while True:
         if steps >= budget:
             raise SolverError(f"the deep step solver used up its Newton steps (barrier weight {weight:.3e})")
@@ -314,7 +384,7 @@ def _centre(
         cg_steps += used
         decrement = -(sum(float(np.sum(g * s)) for g, s in zip(gradient, step)) + g_squared * step_squared)
         if decrement <= 2.0 * max(CENTRED, ROUNDING * abs(value)):
-            return W, squared, steps, cg_steps
+            return W, squared, steps, cg_steps, (current, precondition)
         alpha = 1.0
         while alpha > 1e-14:
             trial_W = [w + alpha * s for w, s in zip(W, step)]
@@ -326,8 +396,46 @@ def _centre(
                     break
             alpha *= 0.5
         else:
-            return W, squared, steps, cg_steps  # rounding floor: no decrease left
+            return W, squared, steps, cg_steps, (current, precondition)  # rounding floor: no decrease left
         W, squared, current = trial_W, trial_squared, trial
+
+
+def _smallest_eigenpairs(S: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """At least the ``count`` smallest eigenpairs of ``S`` (ascending); all of them for small ``S``.
+
+    Only the smallest can be active (``S > 0``). LAPACK's subset driver (evr) computed the 62
+    smallest of a size-778 ``S`` in half the time of a full ``eigh``, but was slower below
+    about 300 (one BLAS thread, measured at issue 11).
+    """
+    if S.shape[0] <= SUBSET_EIGH_ABOVE:
+        return np.linalg.eigh(S)
+    return scipy.linalg.eigh(S, subset_by_index=[0, count - 1], driver="evr", check_finite=False)
+
+
+GRAM_ROWS = 128  # pairs per row block of _pair_gram (its temporaries stay in cache)
+
+
+def _pair_gram(layer_grams: list[tuple[np.ndarray, np.ndarray]], f: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``J J'`` of :class:`_Preconditioner` on the pairs ``a = (f_a, s_a)``, from ``(A, B)`` per layer.
+
+    Entry ``((i, j), (k, l))`` is ``sum A_ik B_jl + A_il B_jk + A_jk B_il + A_jl B_ik`` over the
+    layers. Built ``GRAM_ROWS`` rows at a time: the whole-matrix products streamed every
+    temporary through memory and took 2.2 times the CPU time at 62 active eigenvectors
+    (1953 pairs; measured at issue 11).
+    """
+    pairs = f.size
+    gram = np.empty((pairs, pairs))
+    columns = [(A[:, f], A[:, s], B[:, f], B[:, s]) for A, B in layer_grams]  # r x pairs each
+    for start in range(0, pairs, GRAM_ROWS):
+        i, j = f[start : start + GRAM_ROWS], s[start : start + GRAM_ROWS]
+        block = np.zeros((i.size, pairs))
+        for A_k, A_l, B_k, B_l in columns:  # A_k[i] is A_ik over the columns (k, l), and so on
+            block += A_k[i] * B_l[j]
+            block += A_l[i] * B_k[j]
+            block += A_k[j] * B_l[i]
+            block += A_l[j] * B_k[i]
+        gram[start : start + GRAM_ROWS] = block
+    return gram
 
 
 class _Preconditioner:
@@ -355,10 +463,8 @@ class _Preconditioner:
         self.shapes = [w.shape for w in W]
         self.free_bound = free_bound
         self.weight = weight
-        values, vectors = np.linalg.eigh(problem.slack(W, squared))
-        active = int(np.sum(values**2 * weight * ACTIVE <= 1.0))
-        while active * (active + 1) // 2 > PRECONDITIONER_PAIRS:
-            active -= 1
+        values, vectors = _smallest_eigenpairs(problem.slack(W, squared), MAX_ACTIVE)
+        active = min(int(np.sum(values**2 * weight * ACTIVE <= 1.0)), MAX_ACTIVE)
         self.active = active
         self.diagonal = diagonal
         if active == 0:
@@ -366,13 +472,11 @@ class _Preconditioner:
         self.V, lam = vectors[:, :active], values[:active]
         self.first, self.second = np.triu_indices(active)
         f, s = self.first, self.second
-        gram = np.zeros((f.size, f.size))
+        layer_grams = []
         for k, c in enumerate(problem.coefficients):
             VP, VQ = self.V[problem.blocks[k + 1]], self.V[problem.blocks[k]]
-            A = VP.T @ ((c**2)[:, None] * VP)
-            B = VQ.T @ VQ
-            gram += A[f][:, f] * B[s][:, s] + A[f][:, s] * B[s][:, f]
-            gram += A[s][:, f] * B[f][:, s] + A[s][:, s] * B[f][:, f]
+            layer_grams.append((VP.T @ ((c**2)[:, None] * VP), VQ.T @ VQ))
+        gram = _pair_gram(layer_grams, f, s)
         K = np.where(f == s, 1.0, 2.0) / (lam[f] * lam[s])
         capacitance = np.diag(1.0 / K) + gram / weight
         self.d_squared = 1.0
@@ -382,7 +486,7 @@ class _Preconditioner:
             self.d_squared = max(float(diagonal[-1] - np.sum(K * self.g**2)), 1e-12 * float(diagonal[-1]))
             capacitance += np.outer(self.g, self.g) / self.d_squared
         try:
-            self.factor = scipy.linalg.cho_factor(0.5 * (capacitance + capacitance.T))
+            self.factor = scipy.linalg.cho_factor(0.5 * (capacitance + capacitance.T), check_finite=False)
         except np.linalg.LinAlgError:
             raise SolverError(
                 "the barrier solver's preconditioner lost definiteness (rounding on a badly scaled step)",
@@ -428,7 +532,8 @@ class _Preconditioner:
             return out, (float(z[-1]) if self.free_bound else 0.0)
         u = [ri / self.weight for ri in r]
         u_s = r_s / self.d_squared
-        correction, c_s = self._apply_J_transpose(scipy.linalg.cho_solve(self.factor, self._apply_J(u, u_s)))
+        y = scipy.linalg.cho_solve(self.factor, self._apply_J(u, u_s), check_finite=False)
+        correction, c_s = self._apply_J_transpose(y)
         return [ui - ci / self.weight for ui, ci in zip(u, correction)], u_s - c_s / self.d_squared
 
 def _conjugate_gradient(

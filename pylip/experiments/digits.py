@@ -102,9 +102,9 @@ class DigitsSettings:
         depths: hidden-layer counts of the nominal and L2 nets.
         hidden: neurons ``h`` per hidden layer, one width per entry of ``depths``. The full
             preset uses ``64-32-10`` and ``64-16-16-10``: the ADMM Lipschitz step (10b) is an
-            SDP in all weights; the structured solver takes 0.9-2.4 s per step at ``64-32-32-10``
-            (cvxpy 22-39 s), 8-43 s at ``64-64-64-10`` and 72 s or more at ``64-128-128-10``
-            (``bench/deep_step.py``), too slow yet for the wider preset nets.
+            SDP in all weights; the structured solver takes 0.17-0.28 s per step at ``64-32-32-10``
+            (cvxpy 9-11 s), 1.0-1.5 s at ``64-64-64-10`` and 8-9 s at ``64-128-128-10``
+            (``bench/deep_step.py``, issue 11); the preset is not yet widened to them.
         activation: the nets' activation (``"tanh"``).
         epochs, lr, batch_size: Adam training of the nominal and L2 nets.
         l2: the L2 net's penalty ``l2/2 sum ||W_k||_F^2``.

@@ -148,3 +148,25 @@ def test_enforce_step_with_feasible_targets_returns_them_exactly():
     step = DeepLipschitzStep(sizes, np.diag(t), mode="enforce", method="structured")
     out = step.solve(W, None, rho=1.0, L_des=L_des)
     assert all(np.array_equal(a, b) for a, b in zip(out.W_bar, W)) and not out.repaired
+
+
+RTOL_CENTRAL = 1e-8  # the 1-D centring's root against tr(S^{-1})_00 from a full inverse (reference/README.md)
+
+
+@pytest.mark.parametrize("sizes", [(3, 6, 5, 2), (20, 12, 16, 4), (1, 8, 8, 1)])
+def test_regularize_starts_at_the_central_bound_of_its_initial_weights(sizes):
+    """At ``_central_bound``'s ``L^2`` the barrier's derivative in ``L^2`` meets the objective's:
+    ``weight c = tr(S^{-1})_00``, and ``S`` stays positive definite."""
+    from pylip.admm import deep_fast_step as d
+
+    W = net(sizes, 3)
+    problem = d._validated(W, multiplier(sizes), "regularize", 1.0, 0.05, None, 1e-3)
+    start, squared = d._initial_point(problem)
+    weight = d._initial_weight(problem, start, squared)
+    central = d._central_bound(problem, start, weight, squared)
+    inverse = problem.inverse_slack(start, central)
+    assert inverse is not None
+    n = problem.n_in
+    trace = float(np.trace(inverse[0][:n, :n]))
+    assert abs(trace - weight * 0.05) <= RTOL_CENTRAL * weight * 0.05
+    assert abs(central - squared) > 1e-3 * squared  # it did move L^2 (not the fallback)
