@@ -53,6 +53,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import InputError, SolverError
+from ..threads import blas_threads
 from ..validation import as_matrix, as_step_multiplier, as_step_settings
 
 CENTERING = 1.0  # a Newton step with decrement <= CENTERING * mu_b ends the centring
@@ -123,13 +124,7 @@ def solve_step_dual(
 
 
 def _blas_limit(threads: int | None) -> contextlib.AbstractContextManager[Any]:
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads), user_api="blas")
+    return contextlib.nullcontext() if threads is None else blas_threads(int(threads))
 
 
 def _solve(
