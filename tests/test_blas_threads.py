@@ -1,4 +1,4 @@
-"""pylip.threads: the BLAS thread limit pylip's own linear algebra runs under."""
+"""pylip.blas: the BLAS thread limit pylip's own linear algebra runs under."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
+from pylip.blas import blas_threads, configured_threads
 from pylip.errors import InputError
 from pylip.lipsdp import engine
-from pylip.threads import blas_threads, configured_threads
 
 
 def _blas_counts() -> list[int]:

@@ -52,8 +52,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from ..blas import blas_threads
 from ..errors import InputError, SolverError
-from ..threads import blas_threads
 from ..validation import as_matrix, as_step_multiplier, as_step_settings
 
 CENTERING = 1.0  # a Newton step with decrement <= CENTERING * mu_b ends the centring

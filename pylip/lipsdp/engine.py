@@ -52,8 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from ..blas import blas_threads
 from ..errors import InputError, SolverError
-from ..threads import blas_threads
 from . import chordal
 
 ENGINE_FORMS = ("neuron", "layer")
@@ -152,7 +152,7 @@ def solve_certificate_sdp(
             tolerance, fewer than two weight matrices or a zero matrix.
         SolverError: the method stalled before reaching ``tol``.
 
-    It runs with one BLAS thread (:mod:`pylip.threads`; ``$PYLIP_THREADS``
+    It runs with one BLAS thread (:mod:`pylip.blas`; ``$PYLIP_THREADS``
     changes it): two were several times slower on the reference machine.
     """
     start = time.perf_counter()

@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from ..threads import blas_threads, configured_threads
+from ..blas import blas_threads, configured_threads
 
 F = TypeVar("F", bound=Callable[..., Any])
 
