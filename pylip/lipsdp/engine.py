@@ -93,12 +93,11 @@ class EngineResult:
 
 @dataclass(frozen=True)
 class _Lmi:
-    """The constant data of ``P(s, t)``: ``A`` (m x N), ``n0``, the constant term and the sector's ``M``.
+    """The constant data of ``P(s, t)``: ``A``'s blocks, ``n0``, the constant term and the sector's ``M``.
 
     ``constant`` is ``Wl' Wl + margin I``: the engine solves ``P + margin I <= 0``.
     """
 
-    A: np.ndarray
     n0: int
     constant: np.ndarray  # N x N
     p: float  # M = [[p, q], [q, r]]
@@ -112,7 +111,7 @@ class _Lmi:
 
     @property
     def size(self) -> int:
-        return self.A.shape[1]
+        return self.pattern.size
 
     def matrix(self, s: float, t: np.ndarray) -> np.ndarray:
         """``P(s, diag(t))``, layer by layer: ``A'T`` has one block ``W_k' T_k`` per hidden layer."""
@@ -202,12 +201,10 @@ def _lmi_data(
     first = _row_space(matrices[0])
     hidden = [w.shape[0] for w in matrices[:-1]]
     n0, m = first.shape[1], sum(hidden)
-    A = np.zeros((m, n0 + m))
     layers = []
     row, col = 0, 0
     for w in [first, *matrices[1:-1]]:
         rows, cols = slice(row, row + w.shape[0]), slice(col, col + w.shape[1])
-        A[rows, cols] = w
         layers.append((w, rows, cols))
         row += w.shape[0]
         col += w.shape[1]
@@ -219,7 +216,7 @@ def _lmi_data(
     else:
         spread = np.repeat(np.eye(len(hidden)), hidden, axis=0)
     pattern = chordal.BlockPattern((n0, *hidden))
-    return _Lmi(A, n0, constant, -2.0 * alpha * beta, alpha + beta, -2.0, spread, tuple(layers),
+    return _Lmi(n0, constant, -2.0 * alpha * beta, alpha + beta, -2.0, spread, tuple(layers),
                 form == "neuron", pattern, pattern.mask())
 
 
