@@ -36,6 +36,11 @@ def configured_threads() -> int:
     return value
 
 
+def at_most(threads: int | None) -> contextlib.AbstractContextManager[None]:
+    """``blas_threads(threads)``, or nothing for ``None`` (a solver's ``blas_threads=None``: leave them)."""
+    return contextlib.nullcontext() if threads is None else blas_threads(int(threads))
+
+
 @contextlib.contextmanager
 def blas_threads(threads: int | None = None) -> Iterator[None]:
     """Run the block with ``threads`` BLAS threads (default :func:`configured_threads`), then restore them."""

@@ -48,9 +48,9 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
+from .. import blas
 from ..errors import SolverError
 from ..validation import as_step_multiplier, as_step_settings
-from .fast_step import _blas_limit
 
 GROWTH = 100.0  # barrier weight factor per centring
 CENTRED = 1e-4  # a centring ends when half the squared Newton decrement is below this
@@ -192,7 +192,7 @@ def solve_deep_step(
     """
     start = time.perf_counter()
     problem = _validated(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
-    with _blas_limit(blas_threads):
+    with blas.at_most(blas_threads):
         return _solve(problem, tol, max_newton_steps, start)
 
 

@@ -44,7 +44,6 @@ satisfy (7) in float64: the caller applies its own check and repair
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +51,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from ..blas import blas_threads
+from .. import blas
 from ..errors import InputError, SolverError
 from ..validation import as_matrix, as_step_multiplier, as_step_settings
 
@@ -116,15 +115,11 @@ def solve_step_dual(
     ``<= tol`` times ``1/2 ||G||_F^2`` at a primal-feasible point (module docstring). If rounding
     stops the gap above that, a point with gap ``<= 1e3 tol`` times it is returned with
     ``converged=False``; worse, or ``max_iterations`` Newton steps exhausted, raises
-    :class:`SolverError`. ``blas_threads`` caps BLAS threads during the solve (threadpoolctl, when
-    installed; ``None`` leaves them alone): the matrices are small and threads only contend.
+    :class:`SolverError`. ``blas_threads`` caps BLAS threads during the solve (:mod:`pylip.blas`;
+    ``None`` leaves them alone): the matrices are small and threads only contend.
     """
-    with _blas_limit(blas_threads):
+    with blas.at_most(blas_threads):
         return _solve(G0, G1, t, mode, beta, mu_over_rho, squared_bound, margin, tol, max_iterations)
-
-
-def _blas_limit(threads: int | None) -> contextlib.AbstractContextManager[Any]:
-    return contextlib.nullcontext() if threads is None else blas_threads(int(threads))
 
 
 def _solve(
