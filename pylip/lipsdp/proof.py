@@ -213,6 +213,45 @@ def _certificate_terms(
 
 def certificate_matrix_enclosure(problem: ScaledProblem) -> tuple[np.ndarray, float]:
     """``fl(P)`` and a rigorous upper bound ``e`` on ``||fl(P) - P||_2`` for the exact ``P``."""
+    P, rounding = _enclosure(problem)
+    return P, rounding.error()
+
+
+@dataclass(frozen=True)
+class _Rounding:
+    """What bounds the rounding of ``fl(P)`` entrywise: ``|P|_abs``, a factor on it, and underflow."""
+
+    absolute: np.ndarray
+    entry_bound: float
+    underflow: float
+
+    def error(self) -> float:
+        """A rigorous upper bound on ``||fl(P) - P||_2`` (its entrywise bound's Frobenius norm)."""
+        size = self.absolute.shape[0]
+        frobenius = float(np.sqrt(np.sum(self.absolute * self.absolute))) * (1.0 + gamma(size * size + 1))
+        return (self.entry_bound * frobenius + self.underflow) * SAFETY
+
+    def scaled(self, d: np.ndarray) -> _Rounding | None:
+        """The bound for ``D P D``, ``D = diag(d)`` of powers of two; ``None`` off the normal range.
+
+        ``fl(D P D) = D fl(P) D`` exactly, so the entrywise bound scales the
+        same way; each underflow's ``eta`` grows at most by ``max(d)^2``.
+        """
+        absolute = self.absolute * d[:, None] * d[None, :]
+        if _left_normal_range(self.absolute, absolute):
+            return None
+        largest = float(np.max(d))
+        return _Rounding(absolute, self.entry_bound, self.underflow * largest * largest)
+
+
+def _left_normal_range(original: np.ndarray, image: np.ndarray) -> bool:
+    """Whether a nonzero entry of ``original`` became subnormal, zero or not finite in ``image``."""
+    tiny = np.finfo(np.float64).tiny
+    return bool(np.any((original != 0.0) & ((np.abs(image) < tiny) | ~np.isfinite(image))))
+
+
+def _enclosure(problem: ScaledProblem) -> tuple[np.ndarray, _Rounding]:
+    """``fl(P)`` and what bounds its rounding."""
     weights, t = problem.weights, problem.t
     # sector sums and products in float; their rounding (one operation each) is
     # covered by the gamma below, as one more factor of each product
@@ -220,17 +259,6 @@ def certificate_matrix_enclosure(problem: ScaledProblem) -> tuple[np.ndarray, fl
     times = problem.alpha * problem.beta
     squared = problem.bound * problem.bound
     P = _certificate_terms(weights, t, squared, plus, times)
-    size = P.shape[0]
-    absolute, entry_bound, underflow = _rounding_terms(problem, size)
-    frobenius = float(np.sqrt(np.sum(absolute * absolute))) * (1.0 + gamma(size * size + 1))
-    return P, (entry_bound * frobenius + underflow) * SAFETY
-
-
-def _rounding_terms(problem: ScaledProblem, size: int) -> tuple[np.ndarray, float, float]:
-    """``|P|_abs``, the factor bounding each entry's rounding by it, and the underflow bound."""
-    weights, t = problem.weights, problem.t
-    times = problem.alpha * problem.beta
-    squared = problem.bound * problem.bound
     absolute = _certificate_terms(
         weights, t, squared, np.abs(problem.alpha) + np.abs(problem.beta), times, absolute=True
     )
@@ -240,8 +268,8 @@ def _rounding_terms(problem: ScaledProblem, size: int) -> tuple[np.ndarray, floa
     # |P|_abs itself is computed in float: it may be low by a factor (1 + gamma_k)
     entry_bound = gamma(k) * (1.0 + gamma(k))
     # gradual underflow adds at most eta per operation: k per entry
-    underflow = size * k * 8 * UNDERFLOW_UNIT
-    return absolute, entry_bound, underflow
+    underflow = P.shape[0] * k * 8 * UNDERFLOW_UNIT
+    return P, _Rounding(absolute, entry_bound, underflow)
 
 
 def rump_shift(matrix: np.ndarray) -> float:
@@ -305,15 +333,14 @@ def prove_certificate(
         A :class:`Proof`; ``holds`` is False when the test cannot prove it
         (the point may still be feasible, but no bound is proven).
     """
-    problem = scaled_problem(weights, t, bound, alpha, beta)
-    P, error = certificate_matrix_enclosure(problem)
-    result = prove_positive_definite(-P, error)
+    P, rounding = _enclosure(scaled_problem(weights, t, bound, alpha, beta))
+    result = prove_positive_definite(-P, rounding.error())
     if not result.holds:
-        result = _equilibrated_proof(problem, P) or result
+        result = _equilibrated_proof(P, rounding) or result
     return dataclasses.replace(result, matrix=P) if keep_matrix else result
 
 
-def _equilibrated_proof(problem: ScaledProblem, P: np.ndarray) -> Proof | None:
+def _equilibrated_proof(P: np.ndarray, rounding: _Rounding) -> Proof | None:
     """The proof of ``-D P D > 0`` for a power-of-two diagonal ``D`` that brings ``diag(-P)`` near 1.
 
     ``D P D < 0`` exactly when ``P < 0``, and multiplying by powers of two is
@@ -331,19 +358,12 @@ def _equilibrated_proof(problem: ScaledProblem, P: np.ndarray) -> Proof | None:
     if np.any(diagonal <= 0.0) or not np.all(np.isfinite(diagonal)):
         return None
     d = np.ldexp(1.0, -np.round(0.5 * np.log2(diagonal)).astype(int))
-    absolute, entry_bound, underflow = _rounding_terms(problem, P.shape[0])
     scaled = -P * d[:, None] * d[None, :]
-    scaled_absolute = absolute * d[:, None] * d[None, :]
-    tiny = np.finfo(np.float64).tiny
-    for original, image in ((P, scaled), (absolute, scaled_absolute)):
-        left_normal_range = (original != 0.0) & ((np.abs(image) < tiny) | ~np.isfinite(image))
-        if np.any(left_normal_range):
-            return None
-    size = P.shape[0]
-    frobenius = float(np.sqrt(np.sum(scaled_absolute * scaled_absolute))) * (1.0 + gamma(size * size + 1))
+    scaled_rounding = rounding.scaled(d)
+    if scaled_rounding is None or _left_normal_range(P, scaled):
+        return None
     largest = float(np.max(d))
-    error = (entry_bound * frobenius + underflow * largest * largest) * SAFETY
-    result = prove_positive_definite(scaled, error)
+    result = prove_positive_definite(scaled, scaled_rounding.error())
     if not result.holds:
         return None
     margin = result.margin * (1.0 - 4 * UNIT_ROUNDOFF) / (largest * largest)

@@ -290,7 +290,7 @@ def test_equilibration_proves_deep_points_where_the_plain_test_may_not() -> None
     bound = float(np.sqrt(point.squared_bound))
     problem = proof.scaled_problem(weights, point.t, bound, 0.0, 1.0)
     P, error = proof.certificate_matrix_enclosure(problem)
-    equilibrated = proof._equilibrated_proof(problem, P)
+    equilibrated = proof._equilibrated_proof(*proof._enclosure(problem))
     assert equilibrated is not None and equilibrated.holds and equilibrated.margin > 0.0
     result = prove_certificate(weights, point.t, bound, 0.0, 1.0)
     assert result.holds
@@ -298,5 +298,5 @@ def test_equilibration_proves_deep_points_where_the_plain_test_may_not() -> None
         assert result.method == "rump-equilibrated"
     # sound: the engine's bound is within 1e-7 of the optimum, so 1e-6 below it is infeasible
     below = proof.scaled_problem(weights, point.t, bound * (1.0 - 1e-6), 0.0, 1.0)
-    assert proof._equilibrated_proof(below, proof.certificate_matrix_enclosure(below)[0]) is None
+    assert proof._equilibrated_proof(*proof._enclosure(below)) is None
     assert not prove_certificate(weights, point.t, bound * (1.0 - 1e-6), 0.0, 1.0).holds
