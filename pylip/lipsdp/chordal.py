@@ -20,6 +20,7 @@ A :class:`BlockPattern` holds the block sizes; matrices are plain dense
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,40 +192,51 @@ class BlockPattern:
         result[last, last] = left_middle[last] @ right[:, last]
         return result
 
-    # ---- step lengths
+    # ---- step lengths (each point serves two directions, predictor and corrector: the
+    # factors' inverses are computed once per point)
 
-    def max_step_on_cliques(self, factors: list[np.ndarray], change: np.ndarray) -> float:
-        """The largest ``h`` keeping every clique block of ``X + h change`` positive definite."""
-        steps = [
-            _max_step(_triangular_inverse(factor), change[self.clique(k), self.clique(k)])
-            for k, factor in enumerate(factors)
-        ]
-        return float(min(steps))
+    def clique_step(self, factors: list[np.ndarray]) -> Callable[[np.ndarray], float]:
+        """``h(change)``: the largest ``h`` keeping every clique block of ``X + h change`` positive definite.
 
-    def max_step(self, matrix: np.ndarray, factor: BlockFactor, change: np.ndarray, cap: float) -> float:
-        """``min(cap, h)`` for the largest ``h`` with ``matrix + h change > 0`` (to :data:`STEP_ACCURACY`).
+        ``factors`` are the Cholesky factors of ``X``'s clique blocks.
+        """
+        inverses = [_triangular_inverse(factor) for factor in factors]
+
+        def step(change: np.ndarray) -> float:
+            return float(min(_max_step(inverse, change[self.clique(k), self.clique(k)])
+                             for k, inverse in enumerate(inverses)))
+
+        return step
+
+    def step(self, matrix: np.ndarray, factor: BlockFactor) -> Callable[[np.ndarray, float], float]:
+        """``h(change, cap)``: ``min(cap, h)`` for the largest ``h`` with ``matrix + h change > 0``.
 
         ``matrix`` must be positive definite, ``factor`` its block Cholesky
-        factor. One clique: exactly, from the
-        whitened change's lowest eigenvalue; more: by bisection on block
-        Cholesky factorisations (each the sum of the blocks' cubes). The value
-        returned is feasible or within the accuracy of the boundary; callers
+        factor. One clique: exactly, from the whitened change's lowest
+        eigenvalue; more: by bisection on block Cholesky factorisations (each
+        the sum of the blocks' cubes) to :data:`STEP_ACCURACY`. The value
+        returned is feasible or within that accuracy of the boundary; callers
         take a fraction of it and check the new point.
         """
         if self.cliques == 1:
-            return min(cap, _max_step(_triangular_inverse(factor.dense()), change))
-        if self.cholesky(matrix, change, cap) is not None:
-            return cap
-        low, high = 0.0, cap
-        while high - low > STEP_ACCURACY * high:
-            middle = 0.5 * (low + high) if low > 0.0 else 0.25 * high
-            if self.cholesky(matrix, change, middle) is not None:
-                low = middle
-            else:
-                high = middle
-            if high < 1e-14 * cap:
-                break
-        return low
+            inverse = _triangular_inverse(factor.dense())
+            return lambda change, cap: min(cap, _max_step(inverse, change))
+
+        def bisection(change: np.ndarray, cap: float) -> float:
+            if self.cholesky(matrix, change, cap) is not None:
+                return cap
+            low, high = 0.0, cap
+            while high - low > STEP_ACCURACY * high:
+                middle = 0.5 * (low + high) if low > 0.0 else 0.25 * high
+                if self.cholesky(matrix, change, middle) is not None:
+                    low = middle
+                else:
+                    high = middle
+                if high < 1e-14 * cap:
+                    break
+            return low
+
+        return bisection
 
 
 # LAPACK and BLAS are called directly: these are many small calls, and scipy.linalg's checking

@@ -471,11 +471,12 @@ def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
         dw = target / state.x - state.w - (state.w / state.x) * dy[:k]
         return _Direction(dy, dZ, dX, dw)
 
+    primal_step = pattern.clique_step(state.clique_factors)
+    dual_step = pattern.step(state.Z, state.factor)
+
     def lengths(d: _Direction) -> tuple[float, float]:
-        primal = min(pattern.max_step_on_cliques(state.clique_factors, d.dX),
-                     _max_positive_step(state.w, d.dw))
-        dual = min(pattern.max_step(state.Z, state.factor, d.dZ, 1.0 / STEP),
-                   _max_positive_step(state.x, d.dy[:k]))
+        primal = min(primal_step(d.dX), _max_positive_step(state.w, d.dw))
+        dual = min(dual_step(d.dZ, 1.0 / STEP), _max_positive_step(state.x, d.dy[:k]))
         return min(1.0, STEP * primal), min(1.0, STEP * dual)
 
     predictor = direction(0.0)

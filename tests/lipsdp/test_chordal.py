@@ -75,9 +75,9 @@ def test_step_lengths_reach_the_boundary_from_inside(sizes: tuple[int, ...]) -> 
     exact = -1.0 / np.linalg.eigvalsh(whitened)[0]
     factor = pattern.cholesky(matrix)
     assert factor is not None
-    step = pattern.max_step(matrix, factor, change, cap=1e6)
+    step = pattern.step(matrix, factor)(change, 1e6)
     assert (1.0 - 1.1e-2) * exact <= step <= exact * (1.0 + 1e-12)
-    assert pattern.max_step(matrix, factor, change, cap=0.5 * exact) == 0.5 * exact
+    assert pattern.step(matrix, factor)(change, 0.5 * exact) == 0.5 * exact
     # cliques: the largest step keeping every clique block positive definite
     factors = pattern.clique_factors(matrix)
     assert factors is not None
@@ -88,4 +88,4 @@ def test_step_lengths_reach_the_boundary_from_inside(sizes: tuple[int, ...]) -> 
         w = np.linalg.solve(root_k, np.linalg.solve(root_k, change[block, block]).T)
         low = np.linalg.eigvalsh(w)[0]
         per_clique.append(-1.0 / low if low < 0 else np.inf)
-    assert pattern.max_step_on_cliques(factors, change) == pytest.approx(min(per_clique), rel=1e-10)
+    assert pattern.clique_step(factors)(change) == pytest.approx(min(per_clique), rel=1e-10)
