@@ -5,14 +5,15 @@ form) or ``t`` constant on each hidden layer (layer form); see :mod:`pylip.lmi`
 for ``P``. Every multiplier enters ``P`` through a term of rank at most two:
 for neuron ``i`` of hidden layer ``k`` let ``a_i`` be row ``i`` of ``W_{k-1}``
 placed in the coordinates of layer ``k - 1`` and ``e_i`` its own unit vector;
-with ``U_i = [a_i, e_i]`` and the sector's ``M = [[-2ab, a+b], [a+b, -2]]``
+with ``U_i = [a_i, e_i]`` and its sector's ``M_i = [[-2 a_i b_i, a_i + b_i], [a_i + b_i, -2]]``
+(one sector for all neurons, or one per neuron: the local bounds of :mod:`pylip.lipsdp.local`)
 
-    P(s, t) = sum_i t_i U_i M U_i'  -  s E_0  +  Wl' Wl   (E_0: the input block).
+    P(s, t) = sum_i t_i U_i M_i U_i'  -  s E_0  +  Wl' Wl   (E_0: the input block).
 
 The SDP is solved by a primal-dual interior-point method (HKM direction,
 Mehrotra-type choice of the centring weight; Helmberg, Rendl, Vanderbei and
 Wolkowicz 1996; Kojima, Shindoh and Hara 1997). Its Newton (Schur) matrix
-over the multipliers is ``tr(F_i X F_j Z^-1) = tr(M Qx_ij M Qz_ij')`` with
+over the multipliers is ``tr(F_i X F_j Z^-1) = tr(M_i Qx_ij M_j Qz_ij')`` with
 ``Z = -P``, the dual matrix ``X`` and the 2 x 2 blocks ``Q_ij = U_i' S U_j`` of
 ``[A; B] S [A; B]'`` (``S`` = ``X`` or ``Z^-1``; ``A`` stacks the ``a_i``, ``B``
 the ``e_i``): it is assembled from a few products of ``S`` with the weights
@@ -45,6 +46,7 @@ proves the point (:func:`pylip.repair.secure_bound`), like every certificate.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,21 +95,28 @@ class EngineResult:
 
 @dataclass(frozen=True)
 class _Lmi:
-    """The constant data of ``P(s, t)``: ``A``'s blocks, ``n0``, the constant term and the sector's ``M``.
+    """The constant data of ``P(s, t)``: ``A``'s blocks, ``n0``, the constant term and the sectors' ``M_i``.
 
-    ``constant`` is ``Wl' Wl + margin I``: the engine solves ``P + margin I <= 0``.
+    ``constant`` is ``Wl' Wl``. ``M_i = [[p_i, q_i], [q_i, r]]`` with ``p``, ``q`` one
+    entry per hidden neuron and ``r = -2 + margin``: with ``s = (1 - margin) L^2`` the
+    engine solves ``P(L^2, t) + margin diag(L^2 I, t) <= 0`` (:func:`solve_certificate_sdp`).
     """
 
     n0: int
     constant: np.ndarray  # N x N
-    p: float  # M = [[p, q], [q, r]]
-    q: float
+    input_coefficient: float  # 1 - margin: s = (1 - margin) L^2
+    p: np.ndarray  # m
+    q: np.ndarray  # m
     r: float
     spread: np.ndarray  # m x k: multiplier variable -> per-neuron t
     layers: tuple[tuple[np.ndarray, slice, slice], ...]  # A's nonzero blocks: (W_k, its rows, its columns)
     neuron_form: bool
     pattern: chordal.BlockPattern  # P's blocks: the (reduced) input, then each hidden layer
     mask: np.ndarray  # True on the pattern
+
+    @functools.cached_property
+    def factors(self) -> tuple[np.ndarray, np.ndarray, float]:
+        return _rank_two_factors(self)
 
     @property
     def size(self) -> int:
@@ -119,11 +128,12 @@ class _Lmi:
         P = self.constant.copy()
         for w, rows, cols in self.layers:
             hidden = slice(n0 + rows.start, n0 + rows.stop)  # layer k's own coordinates
-            wt = w.T * t[rows][None, :]  # W_k' T_k
-            P[cols, hidden] += self.q * wt
-            P[hidden, cols] += self.q * wt.T
-            if self.p != 0.0:  # p W_k' T_k W_k, in the block of layer k - 1
-                P[cols, cols] += self.p * wt @ w
+            wt = w.T * (self.q[rows] * t[rows])[None, :]  # q W_k' T_k
+            P[cols, hidden] += wt
+            P[hidden, cols] += wt.T
+            p_t = self.p[rows] * t[rows]
+            if np.any(p_t):  # W_k' diag(p) T_k W_k, in the block of layer k - 1
+                P[cols, cols] += (w.T * p_t[None, :]) @ w
         diagonal = np.arange(n0, self.size)
         P[diagonal, diagonal] += self.r * t
         P[:n0, :n0] -= s * np.eye(n0)
@@ -132,8 +142,8 @@ class _Lmi:
 
 def solve_certificate_sdp(
     weights: Sequence[np.ndarray],
-    alpha: float,
-    beta: float,
+    alpha: float | np.ndarray,
+    beta: float | np.ndarray,
     *,
     form: str = "neuron",
     tol: float = DEFAULT_TOLERANCE,
@@ -143,12 +153,19 @@ def solve_certificate_sdp(
     """Solve the LipSDP SDP (6) for ``weights`` (``[W0, ..., Wl]``, at least one hidden layer).
 
     Best called with weights of about unit spectral norm (``pylip.certify``
-    scales them exactly by powers of two first). ``margin >= 0`` solves
-    ``P(L^2, T) <= -margin I`` instead of ``P <= 0`` (``certify``'s margin).
+    scales them exactly by powers of two first). ``alpha`` and ``beta`` are
+    numbers (one sector ``alpha < beta``, ``beta > 0``) or one entry per hidden
+    neuron (``alpha_i < beta_i``: a neuron with ``alpha_i = beta_i`` is linear, and
+    its optimal multiplier unbounded). ``0 <= margin < 1`` solves
+    ``P(L^2, T) <= -margin diag(L^2 I, T)`` instead of ``P <= 0``: a relative
+    margin, the same condition for the weights before and after ``certify``'s
+    exact rescaling (:meth:`pylip.lipsdp.certificate._Normalization.multiplier`
+    maps ``diag(L^2 I, T)`` as it maps ``P``), which moves the bound by about
+    ``margin`` relative at any scale of the network.
 
     Raises:
-        InputError: a form other than ``"neuron"``/``"layer"``, a bad sector or
-            tolerance, fewer than two weight matrices or a zero matrix.
+        InputError: a form other than ``"neuron"``/``"layer"``, a bad sector,
+            margin or tolerance, fewer than two weight matrices or a zero matrix.
         SolverError: the method stalled before reaching ``tol``.
 
     It runs with one BLAS thread (:mod:`pylip.blas`; ``$PYLIP_THREADS``
@@ -172,7 +189,8 @@ def _interior_point(
         converged = state.gap <= tol * state.s and _dual_infeasibility(lmi_data, state) <= RESIDUAL
         if converged or gap <= BOUND_GAP * state.s:
             elapsed = time.perf_counter() - start
-            return EngineResult(lmi_data.spread @ state.x, state.s, gap, step - 1, elapsed)
+            scale = 1.0 / lmi_data.input_coefficient  # s = (1 - margin) L^2
+            return EngineResult(lmi_data.spread @ state.x, scale * state.s, scale * gap, step - 1, elapsed)
         state = _primal_dual_step(lmi_data, state)
     raise SolverError(
         f"pylip's LipSDP engine did not reach a relative gap of {tol:g} in {max_steps} steps (gap "
@@ -181,7 +199,12 @@ def _interior_point(
 
 
 def _lmi_data(
-    weights: Sequence[np.ndarray], alpha: float, beta: float, form: str, tol: float, margin: float
+    weights: Sequence[np.ndarray],
+    alpha: float | np.ndarray,
+    beta: float | np.ndarray,
+    form: str,
+    tol: float,
+    margin: float,
 ) -> _Lmi:
     matrices = [np.asarray(w, dtype=np.float64) for w in weights]
     if form not in ENGINE_FORMS:
@@ -192,15 +215,14 @@ def _lmi_data(
         raise InputError("every weight matrix must be a finite 2-D array")
     if any(not np.any(w) for w in matrices):
         raise InputError("a zero weight matrix makes the network constant (L = 0): no SDP to solve")
-    if not (np.isfinite(alpha) and np.isfinite(beta) and alpha < beta and beta > 0.0):
-        raise InputError(f"the sector needs alpha < beta, beta > 0; got [{alpha}, {beta}]")
     if not (0.0 < tol < 1e-2):
         raise InputError(f"tol must be in (0, 1e-2), got {tol}")
-    if not (np.isfinite(margin) and margin >= 0.0):
-        raise InputError(f"margin must be a finite number >= 0, got {margin}")
     first = _row_space(matrices[0])
     hidden = [w.shape[0] for w in matrices[:-1]]
     n0, m = first.shape[1], sum(hidden)
+    a, b = _sectors(alpha, beta, m)
+    if np.ndim(margin) != 0 or not (np.isfinite(margin) and 0.0 <= margin < 1.0):
+        raise InputError(f"margin must be a number in [0, 1) (relative), got {margin}")
     layers = []
     row, col = 0, 0
     for w in [first, *matrices[1:-1]]:
@@ -208,16 +230,36 @@ def _lmi_data(
         layers.append((w, rows, cols))
         row += w.shape[0]
         col += w.shape[1]
-    constant = margin * np.eye(n0 + m)
+    constant = np.zeros((n0 + m, n0 + m))
     last = matrices[-1]
-    constant[n0 + m - hidden[-1] :, n0 + m - hidden[-1] :] += last.T @ last
+    constant[n0 + m - hidden[-1] :, n0 + m - hidden[-1] :] = last.T @ last
     if form == "neuron":
         spread = np.eye(m)
     else:
         spread = np.repeat(np.eye(len(hidden)), hidden, axis=0)
     pattern = chordal.BlockPattern((n0, *hidden))
-    return _Lmi(n0, constant, -2.0 * alpha * beta, alpha + beta, -2.0, spread, tuple(layers),
+    return _Lmi(n0, constant, 1.0 - margin, -2.0 * a * b, a + b, -2.0 + margin, spread, tuple(layers),
                 form == "neuron", pattern, pattern.mask())
+
+
+def _sectors(alpha: float | np.ndarray, beta: float | np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """One ``(alpha_i, beta_i)`` per hidden neuron, checked (``alpha_i < beta_i``)."""
+    a = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (m,)) if np.size(alpha) in (1, m) else None
+    b = np.broadcast_to(np.asarray(beta, dtype=np.float64), (m,)) if np.size(beta) in (1, m) else None
+    if a is None or b is None:
+        raise InputError(f"alpha and beta must be numbers or have one entry per hidden neuron ({m})")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise InputError("alpha and beta must be finite")
+    if np.ndim(alpha) == 0 and np.ndim(beta) == 0:
+        if not (alpha < beta and beta > 0.0):
+            raise InputError(f"the sector needs alpha < beta, beta > 0; got [{alpha}, {beta}]")
+    elif np.any(a >= b):
+        raise InputError(
+            "per-neuron sectors need alpha_i < beta_i for every neuron: a neuron with alpha_i = beta_i "
+            "is linear, its optimal multiplier is unbounded and the SDP's dual has no interior point; "
+            "use formulation='structured'"
+        )
+    return np.array(a), np.array(b)
 
 
 def _row_space(W0: np.ndarray) -> np.ndarray:
@@ -238,27 +280,28 @@ def _initial_point(weights: Sequence[np.ndarray], lmi_data: _Lmi) -> tuple[float
     complement ``S_k = C_k + r t_k I`` taken from the last layer backwards is
     negative definite, with ``C_k = D_k - q^2 t_{k+1}^2 W_k' S_{k+1}^-1 W_k``.
     Each ``t_k`` is ``GROWTH`` times the least that makes ``S_k < 0``, and
-    ``s`` is ``GROWTH`` times the least for the input block. This costs the
+    ``s`` is ``GROWTH`` times the least for the input block (per-neuron
+    sectors enter through ``diag(p)`` and ``diag(q)`` in place of ``p`` and ``q``). This costs the
     sum of the layers' cubes and starts within a small factor of the optimum
     on deep nets (Young's inequality on every cross term, used before,
     started 1e6-fold above it on ten hidden layers and spent half of the
     steps coming down). Scaling ``(s, t)`` up keeps a point feasible; a
     point that rounding leaves infeasible is scaled until it is not.
     """
-    p, q, r, n0 = lmi_data.p, lmi_data.q, lmi_data.r, lmi_data.n0
-    blocks = [w for w, _, _ in lmi_data.layers]  # W_0 (row space), W_1, ..., W_{l-1}
-    last = slice(lmi_data.size - blocks[-1].shape[0], lmi_data.size)
-    margin = float(lmi_data.constant[0, 0]) if n0 else 0.0
-    lam = [0.0] * len(blocks)
-    complement = lmi_data.constant[last, last].copy()  # C_l = Wl' Wl + margin I
-    for k in range(len(blocks) - 1, -1, -1):
+    p, q, r = lmi_data.p, lmi_data.q, lmi_data.r
+    last = slice(lmi_data.size - lmi_data.layers[-1][0].shape[0], lmi_data.size)
+    lam = [0.0] * len(lmi_data.layers)
+    complement = lmi_data.constant[last, last].copy()  # C_l = Wl' Wl
+    for k in range(len(lmi_data.layers) - 1, -1, -1):
+        w, rows, cols = lmi_data.layers[k]  # W_k: from layer k - 1 (cols) to hidden layer k (rows)
         lam[k] = GROWTH * _least_multiplier(complement, r)
         schur = complement + r * lam[k] * np.eye(complement.shape[0])
-        w = blocks[k]
-        below = w.T @ np.linalg.solve(schur, w)
-        complement = margin * np.eye(w.shape[1]) + lam[k] * (p * (w.T @ w) - q**2 * lam[k] * below)
+        coupled = q[rows][:, None] * w
+        below = coupled.T @ np.linalg.solve(schur, coupled)
+        quadratic = (w.T * p[rows][None, :]) @ w
+        complement = lam[k] * (quadratic - lam[k] * below)
     s = GROWTH * max(float(np.linalg.eigvalsh(complement)[-1]), 0.0)
-    per_neuron = np.repeat(lam, [w.shape[0] for w in blocks])
+    per_neuron = np.repeat(lam, [w.shape[0] for w, _, _ in lmi_data.layers])
     x = np.linalg.lstsq(lmi_data.spread, per_neuron, rcond=None)[0]
     for _ in range(60):
         if s > 0.0 and _strictly_feasible_slack(lmi_data, s, x)[1] is not None:
@@ -315,7 +358,7 @@ class _State:
 def _strictly_feasible_slack(
     lmi_data: _Lmi, s: float, x: np.ndarray
 ) -> tuple[np.ndarray, chordal.BlockFactor | None]:
-    """``Z = -P(s, x) - margin I`` and its block Cholesky factor (``None`` if ``Z`` is not PD)."""
+    """``Z = -P(s, x)`` (margin included) and its block Cholesky factor (``None`` if ``Z`` is not PD)."""
     Z = -lmi_data.matrix(s, lmi_data.spread @ x)
     return Z, lmi_data.pattern.cholesky(Z)
 
@@ -337,44 +380,55 @@ def _dual_bound(lmi_data: _Lmi, state: _State) -> float:
     return (float(np.sum(state.X * lmi_data.constant)) + charged) / -pairing[-1]
 
 
-def _left_A(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
-    """``A S`` layer by layer: ``A`` is block bidiagonal (``W_k`` in row block ``k``, column block ``k``)."""
-    return np.vstack([w @ S[cols] for w, _, cols in lmi_data.layers])
+def _rank_two_factors(lmi_data: _Lmi) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(alpha, gamma, delta)`` with ``F_i = u_i v_i' + v_i u_i'`` for every neuron.
+
+    Here ``u_i = alpha_i a_i + e_i`` and ``v_i = gamma_i a_i + delta e_i``:
+    ``F_i = p_i a_i a_i' + q_i (a_i e_i' + e_i a_i') + r e_i e_i'`` matches when
+    ``delta = r / 2``, ``gamma = q - alpha r / 2`` and ``r alpha^2 - 2 q alpha + p = 0``,
+    whose discriminant ``q^2 - p r = (b - a)^2 + 2 margin a b`` is positive for every
+    sector ``a < b`` (``margin < 1``). The root of smaller magnitude is taken (0 for ``a = 0``).
+    """
+    p, q, r = lmi_data.p, lmi_data.q, lmi_data.r
+    root = np.sqrt(np.maximum(q * q - p * r, 0.0))
+    larger = q + np.copysign(root, q)  # r times the root of larger magnitude: |q| + root > 0
+    alpha = p / larger  # the other root, (q -+ root) / r, without cancellation
+    return alpha, q - alpha * r / 2.0, r / 2.0
 
 
-def _right_At(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
-    """``S A'`` layer by layer."""
-    return np.hstack([S[:, cols] @ w.T for w, _, cols in lmi_data.layers])
-
-
-def _blocks(lmi_data: _Lmi, S: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``U' S U`` for ``U = [A', B']``: ``A S A'``, ``A S B'``, ``B S B'``, and ``A S E_0``, ``B S E_0``."""
+def _factor_products(lmi_data: _Lmi, S: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``S U`` and ``S V`` (``N x m``; the columns ``u_i``, ``v_i`` of :func:`_rank_two_factors`), and
+    ``U' S U``, ``U' S V``, ``V' S V``, from one product of ``S`` with ``A'`` and two with ``A``."""
     n0 = lmi_data.n0
-    AS = _left_A(lmi_data, S)
-    return _right_At(lmi_data, AS), AS[:, n0:], S[n0:, n0:], AS[:, :n0], S[n0:, :n0]
+    alpha, gamma, delta = lmi_data.factors
+    SA = np.hstack([S[:, cols] @ w.T for w, _, cols in lmi_data.layers])  # S A', layer by layer
+    SU = SA * alpha[None, :] + S[:, n0:]
+    SV = SA * gamma[None, :] + delta * S[:, n0:]
+    ASV = np.vstack([w @ SV[cols] for w, _, cols in lmi_data.layers])  # A S V
+    ASU = np.vstack([w @ SU[cols] for w, _, cols in lmi_data.layers]) if np.any(alpha) else None
+    uu = SU[n0:] if ASU is None else alpha[:, None] * ASU + SU[n0:]
+    uv = alpha[:, None] * ASV + SV[n0:]
+    vv = gamma[:, None] * ASV + delta * SV[n0:]
+    return SU, SV, uu, uv, vv
 
 
 def _schur(lmi_data: _Lmi, X: np.ndarray, Zinv: np.ndarray) -> np.ndarray:
-    """The HKM Newton matrix ``tr(F_i X F_j Z^-1)`` over ``(t, s)`` (``F_i = dP/dy_i``)."""
-    p, q, r = lmi_data.p, lmi_data.q, lmi_data.r
-    xaa, xae, xee, xa0, xe0 = _blocks(lmi_data, X)
-    zaa, zae, zee, za0, ze0 = _blocks(lmi_data, Zinv)
-    xea, zea = xae.T, zae.T
-    # tr(M Qx_ij M Qz_ij'), Q_ij the 2 x 2 block [[aa, ae], [ea, ee]] of neurons i, j
-    m11, m12 = p * xaa + q * xea, p * xae + q * xee
-    m21, m22 = q * xaa + r * xea, q * xae + r * xee
-    hess_t = (
-        (p * m11 + q * m12) * zaa
-        + (q * m11 + r * m12) * zae
-        + (p * m21 + q * m22) * zea
-        + (q * m21 + r * m22) * zee
-    )
-    cross = -(
-        p * np.sum(xa0 * za0, axis=1)
-        + q * (np.sum(xa0 * ze0, axis=1) + np.sum(xe0 * za0, axis=1))
-        + r * np.sum(xe0 * ze0, axis=1)
-    )
-    n0, spread = lmi_data.n0, lmi_data.spread
+    """The HKM Newton matrix ``tr(F_i X F_j Z^-1)`` over ``(t, s)`` (``F_i = dP/dy_i``).
+
+    With ``F_i = u_i v_i' + v_i u_i'`` (:func:`_rank_two_factors`) the entry of
+    neurons ``i, j`` is ``Xuv_ij Zuv_ji + Xuv_ji Zuv_ij + Xvv_ij Zuu_ij + Xuu_ij
+    Zvv_ij`` (``Xuv = U' X V`` and so on): four products of ``m x m`` arrays.
+    """
+    n0 = lmi_data.n0
+    xu, xv, xuu, xuv, xvv = _factor_products(lmi_data, X)
+    zu, zv, zuu, zuv, zvv = _factor_products(lmi_data, Zinv)
+    hess_t = xuv * zuv.T
+    hess_t += hess_t.T
+    hess_t += xvv * zuu
+    hess_t += xuu * zvv
+    # tr(F_i X F_s Z^-1) with F_s = -E_0: -(v_i' X E_0 Z^-1 u_i + u_i' X E_0 Z^-1 v_i)
+    cross = -(np.sum(xv[:n0] * zu[:n0], axis=0) + np.sum(xu[:n0] * zv[:n0], axis=0))
+    spread = lmi_data.spread
     k = spread.shape[1]
     hess = np.empty((k + 1, k + 1))
     hess[:k, :k] = hess_t if lmi_data.neuron_form else spread.T @ hess_t @ spread
@@ -383,8 +437,13 @@ def _schur(lmi_data: _Lmi, X: np.ndarray, Zinv: np.ndarray) -> np.ndarray:
     return hess
 
 
+def _left_A(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
+    """``A S`` layer by layer: ``A`` is block bidiagonal (``W_k`` in row block ``k``, column block ``k``)."""
+    return np.vstack([w @ S[cols] for w, _, cols in lmi_data.layers])
+
+
 def _pairing(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
-    """``tr(F_i S)`` for every ``y_i`` (``S`` symmetric): ``tr(M U_i' S U_i)``, then ``-tr(S_00)``."""
+    """``tr(F_i S)`` for every ``y_i`` (``S`` symmetric): ``tr(M_i U_i' S U_i)``, then ``-tr(S_00)``."""
     p, q, r, n0 = lmi_data.p, lmi_data.q, lmi_data.r, lmi_data.n0
     AS = _left_A(lmi_data, S)
     saa = np.concatenate([np.sum(AS[rows][:, cols] * w, axis=1) for w, rows, cols in lmi_data.layers])

@@ -16,11 +16,17 @@ neuron). ``W1 T^-1 W1' = sum_k w1_k w1_k' / t_k``
 and ``G`` only gets harder as that term grows, so replacing ``1/t_k`` by a
 variable ``s_k`` with ``s_k t_k >= 1`` (a rotated second-order cone) is exact:
 
-    min L^2  s.t.  G(L^2, t, s) >= margin I,  s_k t_k >= 1,
+    min L^2  s.t.  G(L^2, t, s) >= 0,  s_k t_k >= 1,
 
 one PSD cone of size ``n_x + n_y`` plus ``n_h`` three-dimensional cones instead
 of one of size ``n_x + n_h (+ n_y)``. The infimum over ``T > 0`` equals that of
 (6) over ``T >= 0`` (the closure).
+
+Margin. ``certify``'s relative margin ``P <= -eps diag(L^2 I, T)`` turns the
+blocks ``-L^2 I`` and ``-2T`` of ``M`` into ``-(1 - eps) L^2 I`` and ``-k T``,
+``k = 2 - eps``; the same elimination gives ``G`` with ``(1 - eps) L^2``,
+``c1 = (a+b)^2 / k - 2ab``, ``c2 = (a+b) / k`` and ``W1 T^-1 W1' / k`` (for
+``eps = 0`` the values above).
 
 Input and output reduction. With a thin QR factorization ``W0' = Q R`` (``Q``:
 ``n_x x r``, ``r <= n_h``) the input block acts on ``range(Q)`` only; on its
@@ -70,7 +76,9 @@ def reduced_certificate_problem(
     beta: Any,
     margin: float,
 ) -> tuple[cp.Problem, cp.Variable, Callable[[], np.ndarray]]:
-    """The SDP (6) of a one-hidden-layer net as ``G >= margin I`` plus rotated cones.
+    """The SDP (6) of a one-hidden-layer net as ``G >= 0`` plus rotated cones.
+
+    ``margin``: the relative margin ``P <= -margin diag(L^2 I, T)`` (module docstring).
 
     Returns the problem, its ``L^2`` variable and a function giving the
     solved multiplier ``T`` (``n_h x n_h`` diagonal) of ``[W0, W1]``.
@@ -89,16 +97,18 @@ def reduced_certificate_problem(
     r, p = U.shape[1], V.shape[0]
     m = r + p
     # per-neuron sectors: c1 and c2 become diagonal weights on the neurons
-    c1 = np.broadcast_to(0.5 * (np.asarray(beta) - np.asarray(alpha)) ** 2, (n_h,)).astype(np.float64)
-    c2 = np.broadcast_to(0.5 * (np.asarray(alpha) + np.asarray(beta)), (n_h,)).astype(np.float64)
-    # vec(G) (column-major) = g0 + e_L L^2 - K_t (c1 t) - 1/2 K_s s
+    kappa = 2.0 - margin
+    a, b = np.asarray(alpha, dtype=np.float64), np.asarray(beta, dtype=np.float64)
+    c1 = np.broadcast_to((a + b) ** 2 / kappa - 2.0 * a * b, (n_h,)).astype(np.float64)
+    c2 = np.broadcast_to((a + b) / kappa, (n_h,)).astype(np.float64)
+    # vec(G) (column-major) = g0 + (1 - margin) e_L L^2 - K_t (c1 t) - K_s s / kappa
     G0 = np.zeros((m, m))
     cross = -((V * c2[None, :]) @ U)  # p x r
     G0[r:, :r] = cross
     G0[:r, r:] = cross.T
     G0[r:, r:] = np.eye(p)
     E = np.zeros((m, m))
-    E[:r, :r] = np.eye(r)
+    E[:r, :r] = (1.0 - margin) * np.eye(r)
     K_t = np.zeros((m, m, n_h))
     K_t[:r, :r, :] = np.einsum("ki,kj,k->ijk", U, U, c1)
     K_s = np.zeros((m, m, n_h))
@@ -113,10 +123,10 @@ def reduced_certificate_problem(
     squared = cp.Variable(name="L2")
     t = cp.Variable(groups, name="t")
     s = cp.Variable(groups, name="s")
-    g = G0.reshape(-1, order="F") + E.reshape(-1, order="F") * squared - K_t @ t - 0.5 * (K_s @ s)
+    g = G0.reshape(-1, order="F") + E.reshape(-1, order="F") * squared - K_t @ t - (K_s @ s) / kappa
     G = cp.reshape(g, (m, m), order="F")
     constraints = [
-        0.5 * (G + G.T) >> margin * np.eye(m),
+        0.5 * (G + G.T) >> 0,
         # s t >= 1, s, t >= 0  <=>  ||(2, s - t)|| <= s + t
         cp.SOC(s + t, cp.vstack([2.0 * np.ones((1, groups)), cp.reshape(s - t, (1, groups), order="F")]),
                axis=0),
