@@ -27,9 +27,6 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-# the step to the boundary of {Z + h dZ > 0} is found by bisection to this relative accuracy
-# (the engine takes 98 % of it; 1e-3 took twice the factorisations for the same steps)
-STEP_ACCURACY = 1e-2
 # one clique (one hidden layer): above this size the step's lowest eigenvalue is found by Lanczos
 # (ARPACK), below it by LAPACK on the whole matrix: with one BLAS thread LAPACK was faster at
 # N = 325 and 522 (2.3 s vs 4.9 s, 6.2 s vs 8.0 s per solve) and Lanczos at N = 1034 (1.1 s vs
@@ -192,51 +189,68 @@ class BlockPattern:
         result[last, last] = left_middle[last] @ right[:, last]
         return result
 
-    # ---- step lengths (each point serves two directions, predictor and corrector: the
-    # factors' inverses are computed once per point)
+    # ---- step lengths: the largest h keeping a matrix + h change positive definite, by bisection
+    # on Cholesky factorisations (each point serves two directions, predictor and corrector)
 
-    def clique_step(self, factors: list[np.ndarray]) -> Callable[[np.ndarray], float]:
-        """``h(change)``: the largest ``h`` keeping every clique block of ``X + h change`` positive definite.
+    def clique_step(self, matrix: np.ndarray) -> Callable[[np.ndarray, float, float], float]:
+        """``h(change, cap, accuracy)``: ``min(cap, h)`` for the largest ``h`` keeping every clique
+        block of ``matrix + h change`` positive definite, to relative ``accuracy`` from below.
 
-        ``factors`` are the Cholesky factors of ``X``'s clique blocks.
+        ``matrix``'s clique blocks must be positive definite. Each trial factorises the
+        clique blocks, the one that failed last first (a failure ends the trial): the sum
+        of the cliques' cubes at most, against two triangular products and an eigenvalue
+        of every clique for the exact step.
         """
-        inverses = [_triangular_inverse(factor) for factor in factors]
+        order = list(range(self.cliques))
 
-        def step(change: np.ndarray) -> float:
-            return float(min(_max_step(inverse, change[self.clique(k), self.clique(k)])
-                             for k, inverse in enumerate(inverses)))
+        def feasible(change: np.ndarray, h: float) -> bool:
+            for position, k in enumerate(order):
+                block = self.clique(k)
+                if _dense_cholesky(matrix[block, block] + h * change[block, block]) is None:
+                    order.insert(0, order.pop(position))
+                    return False
+            return True
 
-        return step
+        return lambda change, cap, accuracy: _bisection(lambda h: feasible(change, h), cap, accuracy)
 
-    def step(self, matrix: np.ndarray, factor: BlockFactor) -> Callable[[np.ndarray, float], float]:
-        """``h(change, cap)``: ``min(cap, h)`` for the largest ``h`` with ``matrix + h change > 0``.
+    def step(self, matrix: np.ndarray, factor: BlockFactor) -> Callable[[np.ndarray, float, float], float]:
+        """``h(change, cap, accuracy)``: ``min(cap, h)`` for the largest ``h`` with ``matrix + h change > 0``.
 
         ``matrix`` must be positive definite, ``factor`` its block Cholesky
         factor. One clique: exactly, from the whitened change's lowest
         eigenvalue; more: by bisection on block Cholesky factorisations (each
-        the sum of the blocks' cubes) to :data:`STEP_ACCURACY`. The value
+        the sum of the blocks' cubes) to relative ``accuracy``. The value
         returned is feasible or within that accuracy of the boundary; callers
         take a fraction of it and check the new point.
         """
         if self.cliques == 1:
             inverse = _triangular_inverse(factor.dense())
-            return lambda change, cap: min(cap, _max_step(inverse, change))
+            return lambda change, cap, accuracy: min(cap, _max_step(inverse, change))
 
-        def bisection(change: np.ndarray, cap: float) -> float:
-            if self.cholesky(matrix, change, cap) is not None:
-                return cap
-            low, high = 0.0, cap
-            while high - low > STEP_ACCURACY * high:
-                middle = 0.5 * (low + high) if low > 0.0 else 0.25 * high
-                if self.cholesky(matrix, change, middle) is not None:
-                    low = middle
-                else:
-                    high = middle
-                if high < 1e-14 * cap:
-                    break
-            return low
+        def step(change: np.ndarray, cap: float, accuracy: float) -> float:
+            return _bisection(lambda h: self.cholesky(matrix, change, h) is not None, cap, accuracy)
 
-        return bisection
+        return step
+
+
+def _bisection(feasible: Callable[[float], bool], cap: float, accuracy: float) -> float:
+    """The largest ``h`` in ``[0, cap]`` with ``feasible(h)``, to relative ``accuracy`` from below.
+
+    ``feasible`` must hold on an interval ``[0, h*)`` (a convex set's step). A first trial
+    at a quarter of ``cap`` suits the engine's steps, which end well inside ``cap``.
+    """
+    if feasible(cap):
+        return cap
+    low, high = 0.0, cap
+    while high - low > accuracy * high:
+        middle = 0.5 * (low + high) if low > 0.0 else 0.25 * high
+        if feasible(middle):
+            low = middle
+        else:
+            high = middle
+        if high < 1e-14 * cap:
+            break
+    return low
 
 
 # LAPACK and BLAS are called directly: these are many small calls, and scipy.linalg's checking

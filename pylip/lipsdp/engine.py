@@ -68,6 +68,11 @@ RESIDUAL = 1e-5
 BOUND_GAP = 1e-7
 MAX_STEPS = 200
 STEP = 0.98  # fraction of the step to the boundary of the cones that is taken
+# the step to that boundary is found by bisection to this relative accuracy (1e-3 took twice the
+# factorisations for the same steps) ...
+STEP_ACCURACY = 1e-2
+# ... and the predictor's, which only sets the centring weight, to this one
+PREDICTOR_ACCURACY = 1e-1
 # iterative refinement of the Newton solves: the dual's equations hold only as well as they are solved
 REFINEMENTS = 2
 # the initial point's multipliers are this multiple of the least feasible ones, layer by layer
@@ -402,11 +407,14 @@ def _factor_products(lmi_data: _Lmi, S: np.ndarray) -> tuple[np.ndarray, ...]:
     n0 = lmi_data.n0
     alpha, gamma, delta = lmi_data.factors
     SA = np.hstack([S[:, cols] @ w.T for w, _, cols in lmi_data.layers])  # S A', layer by layer
-    SU = SA * alpha[None, :] + S[:, n0:]
     SV = SA * gamma[None, :] + delta * S[:, n0:]
     ASV = np.vstack([w @ SV[cols] for w, _, cols in lmi_data.layers])  # A S V
-    ASU = np.vstack([w @ SU[cols] for w, _, cols in lmi_data.layers]) if np.any(alpha) else None
-    uu = SU[n0:] if ASU is None else alpha[:, None] * ASU + SU[n0:]
+    if np.any(alpha):
+        SU = SA * alpha[None, :] + S[:, n0:]
+        uu = alpha[:, None] * np.vstack([w @ SU[cols] for w, _, cols in lmi_data.layers]) + SU[n0:]
+    else:  # alpha = 0 (a sector [0, b]): u_i = e_i
+        SU = S[:, n0:]
+        uu = SU[n0:]
     uv = alpha[:, None] * ASV + SV[n0:]
     vv = gamma[:, None] * ASV + delta * SV[n0:]
     return SU, SV, uu, uv, vv
@@ -454,21 +462,24 @@ def _pairing(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
 def _equilibrated_solver(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """A solver for ``matrix`` (symmetric, PD in exact arithmetic), equilibrated by its diagonal.
 
+    The solver takes right-hand sides as the columns of a 2-D array.
+
     Near the optimum the Newton matrix's condition grows like ``1 / mu``;
     Cholesky may then fail by rounding, and an LU solve is used instead.
     """
     scale = 1.0 / np.sqrt(np.abs(np.diag(matrix)) + np.finfo(np.float64).tiny)
     scaled = matrix * scale[:, None] * scale[None, :]
+    column = scale[:, None]  # right-hand sides are columns
     try:
         cho = scipy.linalg.cho_factor(scaled, check_finite=False)
 
         def once(rhs: np.ndarray) -> np.ndarray:
-            return scale * scipy.linalg.cho_solve(cho, scale * rhs, check_finite=False)
+            return column * scipy.linalg.cho_solve(cho, column * rhs, check_finite=False)
     except np.linalg.LinAlgError:
         lu = scipy.linalg.lu_factor(scaled, check_finite=False)
 
         def once(rhs: np.ndarray) -> np.ndarray:
-            return scale * scipy.linalg.lu_solve(lu, scale * rhs, check_finite=False)
+            return column * scipy.linalg.lu_solve(lu, column * rhs, check_finite=False)
 
     def refined(rhs: np.ndarray) -> np.ndarray:
         solution = once(rhs)
@@ -518,8 +529,7 @@ def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
     solve = _equilibrated_solver(hess)
     objective = np.zeros(k + 1)
     objective[-1] = 1.0
-    affine = solve(-objective)
-    centring = solve(-gradient)
+    affine, centring = solve(-np.column_stack([objective, gradient])).T
     mu = state.gap / (n + k)
 
     def direction(target: float) -> _Direction:
@@ -530,21 +540,21 @@ def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
         dw = target / state.x - state.w - (state.w / state.x) * dy[:k]
         return _Direction(dy, dZ, dX, dw)
 
-    primal_step = pattern.clique_step(state.clique_factors)
+    primal_step = pattern.clique_step(state.X)
     dual_step = pattern.step(state.Z, state.factor)
 
-    def lengths(d: _Direction) -> tuple[float, float]:
-        primal = min(primal_step(d.dX), _max_positive_step(state.w, d.dw))
-        dual = min(dual_step(d.dZ, 1.0 / STEP), _max_positive_step(state.x, d.dy[:k]))
+    def lengths(d: _Direction, accuracy: float) -> tuple[float, float]:
+        primal = min(primal_step(d.dX, 1.0 / STEP, accuracy), _max_positive_step(state.w, d.dw))
+        dual = min(dual_step(d.dZ, 1.0 / STEP, accuracy), _max_positive_step(state.x, d.dy[:k]))
         return min(1.0, STEP * primal), min(1.0, STEP * dual)
 
     predictor = direction(0.0)
-    primal, dual = lengths(predictor)
+    primal, dual = lengths(predictor, PREDICTOR_ACCURACY)
     predicted = float(np.sum((state.X + primal * predictor.dX) * (state.Z + dual * predictor.dZ)))
     predicted += float((state.w + primal * predictor.dw) @ (state.x + dual * predictor.dy[:k]))
     sigma = min(1.0, max(predicted / state.gap, 0.0) ** 3)
     step = direction(sigma * mu)
-    primal, dual = lengths(step)
+    primal, dual = lengths(step, STEP_ACCURACY)
     return _next_state(lmi_data, state, step, primal, dual)
 
 

@@ -75,12 +75,10 @@ def test_step_lengths_reach_the_boundary_from_inside(sizes: tuple[int, ...]) -> 
     exact = -1.0 / np.linalg.eigvalsh(whitened)[0]
     factor = pattern.cholesky(matrix)
     assert factor is not None
-    step = pattern.step(matrix, factor)(change, 1e6)
+    step = pattern.step(matrix, factor)(change, 1e6, 1e-2)
     assert (1.0 - 1.1e-2) * exact <= step <= exact * (1.0 + 1e-12)
-    assert pattern.step(matrix, factor)(change, 0.5 * exact) == 0.5 * exact
+    assert pattern.step(matrix, factor)(change, 0.5 * exact, 1e-2) == 0.5 * exact
     # cliques: the largest step keeping every clique block positive definite
-    factors = pattern.clique_factors(matrix)
-    assert factors is not None
     per_clique = []
     for k in range(pattern.cliques):
         block = pattern.clique(k)
@@ -88,4 +86,8 @@ def test_step_lengths_reach_the_boundary_from_inside(sizes: tuple[int, ...]) -> 
         w = np.linalg.solve(root_k, np.linalg.solve(root_k, change[block, block]).T)
         low = np.linalg.eigvalsh(w)[0]
         per_clique.append(-1.0 / low if low < 0 else np.inf)
-    assert pattern.clique_step(factors)(change) == pytest.approx(min(per_clique), rel=1e-10)
+    exact_cliques = min(per_clique)
+    for accuracy in (1e-2, 1e-1):
+        step = pattern.clique_step(matrix)(change, 1e6, accuracy)
+        assert (1.0 - 1.1 * accuracy) * exact_cliques <= step <= exact_cliques * (1.0 + 1e-12)
+    assert pattern.clique_step(matrix)(change, 0.5 * exact_cliques, 1e-2) == 0.5 * exact_cliques

@@ -385,7 +385,9 @@ def test_the_initial_point_of_a_deep_net_starts_near_the_optimum() -> None:
     assert optimum <= start <= engine.GROWTH ** 11 * optimum
 
 
-@pytest.mark.parametrize("alpha, beta, margin", [(0.0, 1.0, 0.0), (-0.5, 0.3, 1e-3), (-0.5, 0.5, 0.0), (0.2, 0.9, 0.1)])
+@pytest.mark.parametrize(
+    "alpha, beta, margin", [(0.0, 1.0, 0.0), (-0.5, 0.3, 1e-3), (-0.5, 0.5, 0.0), (0.2, 0.9, 0.1)]
+)
 @pytest.mark.parametrize("form", ["neuron", "layer"])
 def test_the_newton_matrix_is_the_trace_formula(alpha: float, beta: float, margin: float, form: str) -> None:
     # tr(F_i X F_j Z^-1) with F_i = dP/dy_i formed densely, against the rank-two assembly; per-neuron
