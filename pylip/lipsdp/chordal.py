@@ -79,6 +79,34 @@ class BlockPattern:
     def cliques(self) -> int:
         return len(self.sizes) - 1
 
+    @functools.cached_property
+    def lower_blocks(self) -> tuple[tuple[slice, slice], ...]:
+        """``(rows, columns)`` of the blocks on and below the diagonal: ``(k, k)`` and ``(k + 1, k)``."""
+        blocks = [(self.block(k), self.block(k)) for k in range(len(self.sizes))]
+        blocks += [(self.block(k + 1), self.block(k)) for k in range(self.cliques)]
+        return tuple(blocks)
+
+    def inner(self, first: np.ndarray, second: np.ndarray) -> float:
+        """``<first, second>`` over the pattern, for symmetric matrices (only their lower blocks are read)."""
+        total = 0.0
+        for rows, cols in self.lower_blocks:
+            weight = 1.0 if rows == cols else 2.0
+            total += weight * float(np.sum(first[rows, cols] * second[rows, cols]))
+        return total
+
+    def symmetric_combination(self, terms: list[tuple[float, np.ndarray]]) -> np.ndarray:
+        """``sum_i c_i sym(M_i)`` on the pattern (zero elsewhere), ``sym(M) = (M + M') / 2``.
+
+        Formed block by block: the pattern is a small share of ``N x N`` on deep nets.
+        """
+        result = np.zeros((self.size, self.size))
+        for rows, cols in self.lower_blocks:
+            block = sum(0.5 * c * (m[rows, cols] + m[cols, rows].T) for c, m in terms)
+            result[rows, cols] = block
+            if rows != cols:
+                result[cols, rows] = np.transpose(block)
+        return result
+
     def mask(self) -> np.ndarray:
         """``True`` on the pattern's blocks."""
         mask = np.zeros((self.size, self.size), dtype=bool)

@@ -310,7 +310,7 @@ def _initial_point(weights: Sequence[np.ndarray], lmi_data: _Lmi) -> tuple[float
         complement = lam[k] * (quadratic - lam[k] * below)
     s = GROWTH * max(float(np.linalg.eigvalsh(complement)[-1]), 0.0)
     per_neuron = np.repeat(lam, [w.shape[0] for w, _, _ in lmi_data.layers])
-    x = np.linalg.lstsq(lmi_data.spread, per_neuron, rcond=None)[0]
+    x = per_neuron if lmi_data.neuron_form else np.asarray(lam)
     for _ in range(60):
         if s > 0.0 and _strictly_feasible_slack(lmi_data, s, x)[1] is not None:
             break
@@ -334,6 +334,7 @@ class _State:
     definite (``clique_factors``, their Cholesky factors) is what proves a
     positive definite completion exists (:mod:`pylip.lipsdp.chordal`).
     ``factor`` is ``Z``'s block Cholesky factor: it proves ``Z > 0``.
+    ``product`` is ``<X, Z>`` (both on the pattern).
     """
 
     s: float
@@ -343,6 +344,7 @@ class _State:
     X: np.ndarray
     clique_factors: list[np.ndarray]
     w: np.ndarray
+    product: float
 
     @staticmethod
     def centred(lmi_data: _Lmi, s: float, x: np.ndarray) -> _State:
@@ -351,16 +353,16 @@ class _State:
         if factor is None:
             raise SolverError("pylip's LipSDP engine: the initial point is not strictly feasible")
         theta = s / (lmi_data.size + x.size)
-        X = theta * lmi_data.pattern.inverse(factor) * lmi_data.mask
+        X = lmi_data.pattern.symmetric_combination([(theta, lmi_data.pattern.inverse(factor))])
         clique_factors = lmi_data.pattern.clique_factors(X)
         if clique_factors is None:
             raise SolverError("pylip's LipSDP engine: the initial point is too ill-conditioned")
-        return _State(s, x, Z, factor, X, clique_factors, theta / x)
+        return _State(s, x, Z, factor, X, clique_factors, theta / x, lmi_data.pattern.inner(X, Z))
 
     @property
     def gap(self) -> float:
         """``<X, Z> + w'x``: the duality gap (``s`` minus the dual bound when the dual is feasible)."""
-        return float(np.sum(self.X * self.Z) + self.w @ self.x)
+        return self.product + float(self.w @ self.x)
 
 
 def _strictly_feasible_slack(
@@ -385,7 +387,7 @@ def _dual_bound(lmi_data: _Lmi, state: _State) -> float:
     """
     pairing = _pairing(lmi_data, state.X)
     charged = float(np.minimum(pairing[:-1], 0.0) @ state.x)
-    return (float(np.sum(state.X * lmi_data.constant)) + charged) / -pairing[-1]
+    return (lmi_data.pattern.inner(state.X, lmi_data.constant) + charged) / -pairing[-1]
 
 
 def _rank_two_factors(lmi_data: _Lmi) -> tuple[np.ndarray, np.ndarray, float]:
@@ -448,18 +450,22 @@ def _schur(lmi_data: _Lmi, X: np.ndarray, Zinv: np.ndarray) -> np.ndarray:
     return hess
 
 
-def _left_A(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
-    """``A S`` layer by layer: ``A`` is block bidiagonal (``W_k`` in row block ``k``, column block ``k``)."""
-    return np.vstack([w @ S[cols] for w, _, cols in lmi_data.layers])
-
-
 def _pairing(lmi_data: _Lmi, S: np.ndarray) -> np.ndarray:
-    """``tr(F_i S)`` for every ``y_i`` (``S`` symmetric): ``tr(M_i U_i' S U_i)``, then ``-tr(S_00)``."""
+    """``tr(F_i S)`` for every ``y_i`` (``S`` symmetric): ``tr(M_i U_i' S U_i)``, then ``-tr(S_00)``.
+
+    Neuron ``i`` of layer ``k`` reads ``S`` on its clique only (``a_i`` in block ``k - 1``,
+    ``e_i`` in block ``k``): ``a_i' S a_i``, ``a_i' S e_i`` and ``S_ii`` come from the
+    blocks of ``S`` around ``W_k``, the sum of ``n_k n_{k-1}^2``.
+    """
     p, q, r, n0 = lmi_data.p, lmi_data.q, lmi_data.r, lmi_data.n0
-    AS = _left_A(lmi_data, S)
-    saa = np.concatenate([np.sum(AS[rows][:, cols] * w, axis=1) for w, rows, cols in lmi_data.layers])
-    per_neuron = p * saa + 2.0 * q * np.diag(AS[:, n0:]) + r * np.diag(S)[n0:]
-    return np.append(lmi_data.spread.T @ per_neuron, -float(np.trace(S[:n0, :n0])))
+    parts = []
+    for w, rows, cols in lmi_data.layers:
+        own = slice(n0 + rows.start, n0 + rows.stop)
+        aa = np.sum((w @ S[cols, cols]) * w, axis=1)
+        ae = np.sum(w * S[own, cols], axis=1)
+        ee = np.diag(S[own, own])
+        parts.append(p[rows] * aa + 2.0 * q[rows] * ae + r * ee)
+    return np.append(lmi_data.spread.T @ np.concatenate(parts), -float(np.trace(S[:n0, :n0])))
 
 
 def _equilibrated_solver(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -539,7 +545,7 @@ def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
         dy = affine + target * centring
         dZ = -(lmi_data.matrix(dy[-1], lmi_data.spread @ dy[:-1]) - lmi_data.constant)
         XdZ = pattern.product_on_pattern(completed, dZ, Zinv)
-        dX = target * Zinv * lmi_data.mask - state.X - 0.5 * (XdZ + XdZ.T)
+        dX = pattern.symmetric_combination([(target, Zinv), (-1.0, state.X), (-1.0, XdZ)])
         dw = target / state.x - state.w - (state.w / state.x) * dy[:k]
         return _Direction(dy, dZ, dX, dw)
 
@@ -553,7 +559,9 @@ def _primal_dual_step(lmi_data: _Lmi, state: _State) -> _State:
 
     predictor = direction(0.0)
     primal, dual = lengths(predictor, PREDICTOR_ACCURACY)
-    predicted = float(np.sum((state.X + primal * predictor.dX) * (state.Z + dual * predictor.dZ)))
+    inner = pattern.inner
+    predicted = (state.product + dual * inner(state.X, predictor.dZ) + primal * inner(predictor.dX, state.Z)
+                 + primal * dual * inner(predictor.dX, predictor.dZ))
     predicted += float((state.w + primal * predictor.dw) @ (state.x + dual * predictor.dy[:k]))
     sigma = min(1.0, max(predicted / state.gap, 0.0) ** 3)
     step = direction(sigma * mu)
@@ -579,11 +587,10 @@ def _next_state(lmi_data: _Lmi, state: _State, step: _Direction, primal: float, 
             break
         dual *= 0.5
     while True:
-        X = state.X + primal * step.dX
-        X = 0.5 * (X + X.T)
+        X = lmi_data.pattern.symmetric_combination([(1.0, state.X), (primal, step.dX)])
         w = state.w + primal * step.dw
         clique_factors = lmi_data.pattern.clique_factors(X)
         if clique_factors is not None and np.all(w > 0.0):
             break
         primal *= 0.5
-    return _State(s, x, Z, factor, X, clique_factors, w)
+    return _State(s, x, Z, factor, X, clique_factors, w, lmi_data.pattern.inner(X, Z))

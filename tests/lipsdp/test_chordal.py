@@ -91,3 +91,21 @@ def test_step_lengths_reach_the_boundary_from_inside(sizes: tuple[int, ...]) -> 
         step = pattern.clique_step(matrix)(change, 1e6, accuracy)
         assert (1.0 - 1.1 * accuracy) * exact_cliques <= step <= exact_cliques * (1.0 + 1e-12)
     assert pattern.clique_step(matrix)(change, 0.5 * exact_cliques, 1e-2) == 0.5 * exact_cliques
+
+
+@pytest.mark.parametrize("sizes", PATTERNS)
+def test_pattern_inner_products_and_symmetric_combinations(sizes: tuple[int, ...]) -> None:
+    pattern = BlockPattern(sizes)
+    rng = np.random.default_rng(5)
+    n, mask = pattern.size, pattern.mask()
+    first, second = (rng.standard_normal((n, n)) for _ in range(2))
+    first, second = first + first.T, second + second.T
+    assert pattern.inner(first, second) == pytest.approx(float(np.sum(first * second * mask)), rel=1e-12)
+    terms = [(0.7, rng.standard_normal((n, n))), (-2.0, rng.standard_normal((n, n)))]
+    expected = sum(c * 0.5 * (m + m.T) for c, m in terms) * mask
+    combined = pattern.symmetric_combination(terms)
+    assert np.allclose(combined, expected, atol=1e-12) and np.array_equal(combined, combined.T)
+    covered = np.zeros((n, n), dtype=bool)
+    for rows, cols in pattern.lower_blocks:
+        covered[rows, cols] = covered[cols, rows] = True
+    assert np.array_equal(covered, mask)
