@@ -598,11 +598,17 @@ def _engine_certificate(
     a, b = scaling.sector(alpha, beta)
     result = engine.solve_certificate_sdp(scaling.weights, a, b, form=form, margin=margin)
     T = scaling.multiplier(np.diag(result.t))
-    return _checked_certificate(
+    certificate = _checked_certificate(
         structure, T, scaling.squared_bound(result.squared_bound), alpha, beta, form=form,
-        solver=ENGINE_SOLVER, status="optimal", solve_time=result.solve_time, margin=margin,
-        weights=matrices,
+        solver=ENGINE_SOLVER, status="optimal" if result.converged else "optimal_inaccurate",
+        solve_time=result.solve_time, margin=margin, weights=matrices,
     )
+    if result.converged:
+        return certificate
+    relative = result.gap / result.squared_bound
+    note = (f"the engine stopped at rounding with a relative gap of {relative:.1e} in L^2 to the SDP's "
+            f"optimum (the bound is proven; the optimum is at most {relative / 2:.1e} lower)")
+    return replace(certificate, notes=(*certificate.notes, note))
 
 
 def _solved_certificate(

@@ -416,3 +416,30 @@ def test_a_sector_symmetric_about_zero() -> None:
     certificate = pylip.certify(weights, alpha=-0.5, beta=0.5, formulation="engine")
     certificate.prove(weights)
     assert abs(certificate.bound / reference_bound(weights, -0.5, 0.5) - 1.0) <= RELATIVE
+
+
+def test_a_solve_stopped_by_rounding_returns_its_proven_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    # with no stopping gap the method runs until rounding stops it: it returns its point with the
+    # certified gap, and certify proves it and says how far from the optimum it may be
+    monkeypatch.setattr(engine, "BOUND_GAP", 0.0)
+    solve = engine.solve_certificate_sdp
+    monkeypatch.setattr(engine, "solve_certificate_sdp", lambda *a, **k: solve(*a, **k, tol=1e-300))
+    weights = random_network(np.random.default_rng(33), (3, 6, 6, 2))
+    result = engine.solve_certificate_sdp(weights, 0.0, 1.0)
+    assert not result.converged and 0.0 <= result.gap <= engine.ACCEPTABLE_GAP * result.squared_bound
+    assert result.newton_steps < engine.MAX_STEPS
+    expected = reference_bound(weights, 0.0, 1.0) ** 2
+    assert result.squared_bound - result.gap <= expected * (1.0 + RELATIVE)
+    assert abs(result.squared_bound / expected - 1.0) <= 2 * RELATIVE
+    stopped = pylip.certify(weights, activation="relu", formulation="engine")
+    assert stopped.status == "optimal_inaccurate" and stopped.verified
+    assert "stopped at rounding" in stopped.notes[-1]
+    stopped.prove(weights)
+
+
+def test_a_solve_far_from_the_optimum_at_its_step_limit_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pylip.errors import SolverError
+
+    weights = random_network(np.random.default_rng(34), (3, 6, 6, 2))
+    with pytest.raises(SolverError, match="step limit"):
+        engine.solve_certificate_sdp(weights, 0.0, 1.0, max_steps=3)
