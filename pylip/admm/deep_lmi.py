@@ -47,6 +47,7 @@ class StepLmi:
         cuts = np.cumsum(sizes[1:-1])[:-1]
         self.coefficients = [beta * part for part in np.split(hidden, cuts)] + [np.ones(sizes[-1])]
         self.fixed_diagonal = np.concatenate([2.0 * hidden, np.ones(sizes[-1])]) - margin
+        self.beta = beta
         self.margin = margin
         self.cap = mu_over_rho  # None in the enforce mode
         self.squared_bound = squared_bound
