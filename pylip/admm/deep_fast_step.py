@@ -34,8 +34,10 @@ Measured (``bench/deep_step.py``): fast while few eigenvalues of ``S`` are activ
 are (a strongly enforced bound on wide layers) the CG steps grow and the method slows down:
 on 784-256-256-10 (enforce, 0.3 times the trivial bound) the preconditioner is full (62
 active eigenvectors, ``MAX_ACTIVE``) from barrier weight 1e6 on, CG stops at ``MAX_CG`` and
-one Newton step takes about 10 s (no answer in 7 minutes; issue 11, open); in regularize
-(``mu/rho = 0.05``) the same from barrier weight 7e4 on.
+one Newton step takes about 10 s (no answer in 7 minutes); in regularize (``mu/rho = 0.05``)
+the same from barrier weight 7e4 on. So :class:`~pylip.deep_admm.DeepLipschitzStep` solves the
+step in its low-rank dual by default (:mod:`pylip.admm.deep_dual_step`, 784-256-256-10 in a few
+seconds) and falls back to this method (``method="structured"`` asks for it directly).
 """
 
 from __future__ import annotations
