@@ -123,6 +123,9 @@ class _Primal:
 
     @property
     def relative_gap(self) -> float:
+        """``gap / objective`` (``inf`` if either is not finite: an overflow is never converged)."""
+        if not (np.isfinite(self.gap) and np.isfinite(self.objective)):
+            return float("inf")
         return self.gap / max(self.objective, 1e-300)
 
 
@@ -353,7 +356,12 @@ def solve_deep_step_dual(
     start = time.perf_counter()
     lmi = StepLmi.checked(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
     with blas.at_most(blas_threads):
-        return _solve(_DualFunction(lmi), tol, max_newton_steps, start)
+        try:
+            return _solve(_DualFunction(lmi), tol, max_newton_steps, start)
+        except (np.linalg.LinAlgError, ValueError) as exc:  # an SVD or eigensolver on overflowed values
+            raise SolverError(
+                f"the dual deep step solver's linear algebra failed ({exc})", status="numerical_error"
+            ) from exc
 
 
 def _solve(dual: _DualFunction, tol: float, max_newton_steps: int, start: float) -> DeepDualSolution:
@@ -528,6 +536,8 @@ def _newton(
         trial = dual.point(dual.retract(point.Y + step / scale))
         rounding = 1e-13 * (abs(point.value) + float(np.vdot(point.Y * scale, point.Y * scale)))
         ratio = 1.0 if predicted <= rounding else (point.value - trial.value) / predicted
+        if not np.isfinite(trial.value):
+            ratio = -1.0
         length = float(np.linalg.norm(step))
         if ratio < 0.25:
             radius = 0.25 * length

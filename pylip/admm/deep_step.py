@@ -86,6 +86,9 @@ logger = logging.getLogger(__name__)
 
 MODES = ("regularize", "enforce")
 METHODS = ("auto", "dual", "structured", "cvxpy")
+# the barrier method backs the dual solver up to this LMI size: 64-128-128-10 (330) took it 9 s, and
+# 784-256-256-10 (778) gave no answer in 7 minutes (bench/deep_step.py)
+BARRIER_FALLBACK_SIZE = 400
 # Looser settings tried in turn when a solver fails at pylip's default tolerances.
 FALLBACK_OPTIONS: dict[str, list[dict[str, float]]] = {
     "CLARABEL": [
@@ -326,7 +329,7 @@ class DeepLipschitzStep:
             space of its target (``n_l`` rows instead of ``n_out``).
         method: ``"dual"`` solves the step in its low-rank dual
             (:mod:`pylip.admm.deep_dual_step`) and, if that gives up, with the barrier
-            method; ``"structured"`` with the barrier method of
+            method (LMIs up to ``BARRIER_FALLBACK_SIZE``); ``"structured"`` with the barrier method of
             :mod:`pylip.admm.deep_fast_step` (block-tridiagonal LMI, matrix-free Newton);
             ``"cvxpy"`` with the compiled cvxpy problem and ``solver``; ``"auto"``
             (default) takes ``"dual"`` for two or more hidden layers unless a
@@ -489,6 +492,7 @@ class DeepLipschitzStep:
             W_bar, squared, info, fallback = self._solve_cvxpy(
                 scaled_targets, scaled_t, mu_over_rho, scaled_L_des, margin
             )
+            fallback = fallback or self._dedicated_applies(mu)  # pylip's own solvers gave up
         W_bar = [w / scaling.factor for w in W_bar]
         squared = scaling.unscaled_squared_bound(squared)
         if basis is not None:
@@ -519,11 +523,14 @@ class DeepLipschitzStep:
         margin: float,
     ) -> tuple[list[np.ndarray], float, SolveInfo, bool] | None:
         """The step by pylip's solvers: the low-rank dual (``method="dual"``), then the barrier
-        method (:mod:`pylip.admm.deep_fast_step`); ``None`` if they give up. The flag says
-        whether the first one gave up."""
+        method (:mod:`pylip.admm.deep_fast_step`; after the dual only up to an LMI of size
+        ``BARRIER_FALLBACK_SIZE``); ``None`` if they give up. The flag says whether the first
+        one gave up."""
         solvers: list[tuple[str, Callable[..., Any]]] = [("pylip-barrier", solve_deep_step)]
         if self.method == "dual":
             solvers.insert(0, ("pylip-dual", solve_deep_step_dual))
+            if sum(self.problem_sizes) > BARRIER_FALLBACK_SIZE:
+                solvers.pop()
         for attempt, (name, solver) in enumerate(solvers):
             try:
                 solution = solver(

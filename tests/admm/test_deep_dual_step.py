@@ -212,6 +212,26 @@ def test_feasible_targets_are_returned_as_they_are():
     assert all(np.array_equal(a, b) for a, b in zip(solution.W_bar, W))
 
 
+def test_above_its_size_the_barrier_method_does_not_back_the_dual_up(monkeypatch):
+    """On large LMIs the barrier method takes minutes: a failing dual solver hands over to cvxpy."""
+    from pylip.admm import deep_step
+
+    def failing(*args, **kwargs):
+        raise SolverError("stalled")
+
+    def not_called(*args, **kwargs):
+        raise AssertionError("the barrier method was called")
+
+    sizes = (3, 6, 5, 2)
+    W = net(sizes, 3)
+    monkeypatch.setattr(deep_step, "solve_deep_step_dual", failing)
+    monkeypatch.setattr(deep_step, "solve_deep_step", not_called)
+    monkeypatch.setattr(deep_step, "BARRIER_FALLBACK_SIZE", sum(sizes) - 1)
+    step = DeepLipschitzStep(sizes, np.diag(multiplier(sizes)), mode="enforce")
+    result = step.solve(W, None, rho=1.0, L_des=1.0)
+    assert result.fallback and step._problem is not None and result.max_eigenvalue <= 0.0
+
+
 def test_a_failing_dual_solver_hands_over_to_the_barrier_method(monkeypatch):
     from pylip.admm import deep_step
 
