@@ -45,11 +45,13 @@ step; ``s`` is the constraint's multiplier, ``s = eps + <coef_0 * W_0, X_0> / c`
 Method: (1) start from the eigenvectors of the negative eigenvalues of ``D^{-1/2} S(s, G)
 D^{-1/2}`` (the directions the targets violate), weighted by ``sqrt(-lambda)`` and scaled by
 the exact minimiser of the quartic ``F(a Y)``; ``p`` is their number plus ``EXTRA_RANK`` (on
-the benchmark networks their number was the optimum's rank); (2) L-BFGS (Nocedal and Wright,
-Algorithm 7.4) in the rows scaled by ``sqrt(d_i)`` until the certified relative gap is below
-``SWITCH``; (3) Newton steps by truncated conjugate gradients in a trust region (Steihaug),
-with the Hessian shifted by ``SHIFT ||grad||`` (the minimisers are not isolated: ``Y Q`` for
-orthogonal ``Q``) and preconditioned by :class:`_Preconditioner`, until it is below ``tol``.
+the benchmark networks their number was the optimum's rank); regularize at an ``L^2`` searched
+for (:func:`_first_squared_bound`); (2) L-BFGS (Nocedal and Wright, Algorithm 7.4) in the rows
+scaled by ``sqrt(d_i)`` until the certified relative gap is below ``SWITCH``; (3) Newton steps
+by truncated conjugate gradients in a trust region (Steihaug), with the Hessian shifted by
+``SHIFT ||grad||`` (the minimisers are not isolated: ``Y Q`` for orthogonal ``Q``) and
+preconditioned by :class:`_Preconditioner`, until it is below ``tol``; (4) if progress stops at
+an infeasible ``W(Z)``, the factor grows (:func:`_grown`) and (2) and (3) run again.
 The primal point of the gap: enforce, ``W(Z)`` shrunk toward ``W = 0`` by the exact factor
 ``1 / (1 - lambda_min)`` if ``lambda_min(D^-1/2 S D^-1/2) < 0`` (``S(theta W) = theta S(W) +
 (1 - theta) D``); regularize, ``W(Z)`` with the least feasible ``L^2`` (Schur complement on the
@@ -82,6 +84,8 @@ SHIFT = 1.0  # Newton's Hessian plus SHIFT ||grad|| I (Levenberg and Marquardt)
 STALLED = 1e-4  # stationary for its rank: ||grad|| <= STALLED |lambda_min| ||Y||, lambda_min < 0
 ACCEPT = 1e3  # a solve that stops improving is returned if its relative gap is <= ACCEPT * tol
 PATIENCE = 4  # ... after this many Newton steps without halving the gap
+MAX_ROUNDS = 8  # rounds of L-BFGS and Newton, the factor grown between them
+SEARCH_STEPS = 12  # regularize: evaluations per stage of the search for a first L^2
 
 
 @dataclass(frozen=True)
@@ -381,28 +385,74 @@ def _solve(dual: _DualFunction, tol: float, max_newton_steps: int, start: float)
             solve_time=time.perf_counter() - start,
         )
 
-    squared = dual.fixed_squared if not dual.regularize else _trivial_squared_bound(lmi)
+    squared = dual.fixed_squared if not dual.regularize else _first_squared_bound(dual)
     targets = _Coupling(lmi, dual.target_blocks, dual.root(squared))
     if not dual.regularize and targets.smallest_eigenvalue() > 0.0:
         # the targets satisfy the LMI: they are the projection itself (Z = 0)
         return solution(_Primal([g.copy() for g in lmi.targets], squared, 0.0, 0.0, 1.0), 0)
     point = dual.point(dual.retract(_initial_factor(dual, targets, squared)))
-    # regularize: rows scaled at the multiplier of the first point, within a factor 2 of the optimum's L^2
-    # on the benchmark networks (the trivial bound was 13 to 60 times too large)
-    point, primal = _quasi_newton(dual, point, 1.0 / dual.root(point.squared)[:, None], statistics)
-    best = primal
-    while primal.relative_gap > tol:
+    best = None
+    for _ in range(MAX_ROUNDS):
+        point, primal = _quasi_newton(dual, point, 1.0 / dual.root(squared)[:, None], statistics)
         point, primal, stalled = _newton(dual, point, primal, tol, max_newton_steps, statistics)
-        best = min(best, primal, key=lambda p: p.relative_gap)
+        best = primal if best is None else min(best, primal, key=lambda p: p.relative_gap)
         if best.relative_gap <= tol or (not stalled and best.relative_gap <= ACCEPT * tol):
+            return solution(best, point.Y.shape[1])
+        if statistics["newton"] >= max_newton_steps or not primal.smallest < 0.0:
             break
-        if not stalled or statistics["newton"] >= max_newton_steps:
-            raise SolverError(
-                f"the dual deep step solver stopped at relative gap {best.relative_gap:.1e} "
-                f"({statistics['newton']} Newton steps, rank {point.Y.shape[1]})"
-            )
-        point = _grown(dual, point)
-    return solution(best, point.Y.shape[1])
+        point = _grown(dual, point)  # progress stopped at an infeasible W(Z): add its violated directions
+        squared = point.squared if dual.regularize else squared
+    raise SolverError(
+        f"the dual deep step solver stopped at relative gap {best.relative_gap:.1e} "  # type: ignore[union-attr]
+        f"({statistics['newton']} Newton steps, rank {point.Y.shape[1]})"
+    )
+
+
+def _first_squared_bound(dual: _DualFunction) -> float:
+    """Regularize: an ``L^2`` at which the first factor (:func:`_initial_factor`) has ``tr Z_00 ~ c``.
+
+    ``tr Z_00`` of that factor falls as ``L^2`` grows (fewer and weaker violated directions);
+    the search brackets ``c`` from the targets' trivial bound down by factors of 100, then
+    interpolates ``log tr Z_00`` linearly in ``log L^2`` until within a factor 2 of ``c``. The
+    starting ``L^2`` sets the first factor (its rank: the violated directions there) and the
+    rows' scaling; the solve's cost was flat for starts from 0.3 to 10 times the optimum's
+    ``L^2`` (784-256-256-10, 64-128-128-10). Measured: 0.5 to 0.8 times it with a certificate's
+    ``T`` (the ADMM case), where the trivial bound, used before, started at 5 to 60 times it with
+    no violated direction (the factor had rank 5; L-BFGS stalled).
+    """
+    lmi = dual.lmi
+
+    def trace(squared: float) -> float:
+        Y = _initial_factor(dual, _Coupling(lmi, dual.target_blocks, dual.root(squared)), squared)
+        return float(np.sum(Y[dual.inputs] ** 2))
+
+    high = lmi.margin + max(_trivial_squared_bound(lmi), 1e-12)
+    trace_high = trace(high)
+    low, trace_low = high, trace_high
+    for _ in range(SEARCH_STEPS):
+        if trace_low >= dual.cap:
+            break
+        high, trace_high = low, trace_low
+        low = lmi.margin + (low - lmi.margin) / 100.0
+        trace_low = trace(low)
+    else:
+        return low
+    for _ in range(SEARCH_STEPS):
+        if trace_low <= 2.0 * dual.cap or trace_high >= 0.5 * dual.cap or high <= low:
+            break
+        if trace_high > 0.0:  # log-log interpolation, kept inside the bracket
+            fraction = np.log(trace_low / dual.cap) / np.log(trace_low / trace_high)
+            fraction = min(max(fraction, 0.1), 0.9)
+        else:
+            fraction = 0.5
+        middle = float(np.exp(np.log(low) + fraction * (np.log(high) - np.log(low))))
+        trace_middle = trace(middle)
+        if trace_middle >= dual.cap:
+            low, trace_low = middle, trace_middle
+        else:
+            high, trace_high = middle, trace_middle
+    low_is_closer = abs(np.log(trace_low / dual.cap)) <= abs(np.log(max(trace_high, 1e-300) / dual.cap))
+    return low if low_is_closer else high
 
 
 def _trivial_squared_bound(lmi: StepLmi) -> float:

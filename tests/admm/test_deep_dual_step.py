@@ -266,3 +266,25 @@ def test_wide_steps_agree_with_the_barrier_method(sizes, mode):
     barrier = solve_deep_step(W, t, margin=1e-9, **settings)
     assert abs(ours.objective - barrier.objective) <= RTOL_SOLVERS * barrier.objective
     assert ours.gap <= 1e-9 * ours.objective
+
+
+@pytest.mark.parametrize("sizes", [(20, 20, 20, 4), (16, 24, 24, 4)])
+def test_regularize_with_a_certificates_multiplier(sizes):
+    """ADMM's case: ``T`` certifies the targets themselves, which are then feasible for every
+    ``L^2`` above their bound. The first ``L^2`` is searched for (``tr Z_00 ~ c``), not taken from
+    the trivial bound (the factor started there had rank 5 and stalled); the dual solver answers
+    alone and agrees with the barrier method."""
+    import pylip
+    from pylip.admm.deep_fast_step import solve_deep_step
+    from pylip.admm.deep_step import positive_multiplier
+
+    W = net(sizes, 0)
+    t = np.diag(positive_multiplier(pylip.certify(W).T))
+    ours = solve_deep_step_dual(W, t, mode="regularize", mu_over_rho=0.05, margin=1e-9)
+    barrier = solve_deep_step(W, t, mode="regularize", mu_over_rho=0.05, margin=1e-9)
+    assert abs(ours.objective - barrier.objective) <= RTOL_SOLVERS * barrier.objective
+    start = dual_step._first_squared_bound(dual_step._DualFunction(StepLmi(W, t, 1.0, 1e-9, 0.05, None)))
+    assert 0.3 <= start / ours.squared_bound <= 10.0  # where the solve's cost was flat (module docstring)
+    result = DeepLipschitzStep(sizes, np.diag(t), mode="regularize").solve(W, None, rho=1.0, mu=0.05)
+    assert not result.fallback and result.max_eigenvalue <= 0.0
+
