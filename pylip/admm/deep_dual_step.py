@@ -83,7 +83,7 @@ CG_FORCING = 0.1  # a Newton step's CG stops at this relative residual (or the g
 SHIFT = 1.0  # Newton's Hessian plus SHIFT ||grad|| I (Levenberg and Marquardt)
 STALLED = 1e-4  # stationary for its rank: ||grad|| <= STALLED |lambda_min| ||Y||, lambda_min < 0
 ACCEPT = 1e3  # a solve that stops improving is returned if its relative gap is <= ACCEPT * tol
-PATIENCE = 4  # ... after this many Newton steps without halving the gap
+PATIENCE = 4  # ... after this many Newton steps halving neither the gap nor the gradient
 MAX_ROUNDS = 8  # rounds of L-BFGS and Newton, the factor grown between them
 SEARCH_STEPS = 12  # regularize: evaluations per stage of the search for a first L^2
 
