@@ -154,7 +154,7 @@ def solve_deep_step(
     a second OpenBLAS thread made 64-32-32-10 (regularize) 17.4 s instead of 0.42 s.
     """
     start = time.perf_counter()
-    problem = _validated(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
+    problem = _Barrier.checked(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
     with blas.at_most(blas_threads):
         return _solve(problem, tol, max_newton_steps, start)
 
@@ -202,18 +202,6 @@ def _solve(problem: _Barrier, tol: float, max_newton_steps: int, start: float) -
         gap=gap,
         solve_time=time.perf_counter() - start,
     )
-
-
-def _validated(
-    targets: Sequence[np.ndarray],
-    t: np.ndarray,
-    mode: str,
-    beta: float,
-    mu_over_rho: float | None,
-    squared_bound: float | None,
-    margin: float,
-) -> _Barrier:
-    return _Barrier.checked(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
 
 
 def _initial_point(problem: _Barrier) -> tuple[list[np.ndarray], float]:

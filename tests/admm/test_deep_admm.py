@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from deep_nets import net
 
 import pylip
 from pylip import original as compat
@@ -19,14 +20,6 @@ from pylip.errors import InputError
 from pylip.lipsdp import lmi
 
 RTOL_CERTIFY = 1e-6  # rounding allowed in the certify SDP solve
-
-
-def net(sizes, seed=0, gain=2.0):
-    rng = np.random.default_rng(seed)
-    return [
-        gain * rng.standard_normal((sizes[k + 1], sizes[k])) / np.sqrt(sizes[k])
-        for k in range(len(sizes) - 1)
-    ]
 
 
 def certified(weights):

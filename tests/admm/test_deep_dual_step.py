@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from deep_nets import multiplier, net, step_objective, trivial_bound
 
 from pylip.admm import deep_dual_step as dual_step
 from pylip.admm.deep_dual_step import solve_deep_step_dual
@@ -15,28 +16,6 @@ from pylip.lipsdp import lmi, proof
 RTOL_OBJECTIVE = 1e-6  # agreement with Clarabel at 1e-12 in the step's objective (reference/README.md)
 RTOL_SOLVERS = 1e-8  # the dual against itself and the barrier method, both at gap 1e-9 (reference/README.md)
 RTOL_DERIVATIVE = 1e-6  # central differences of F against its gradient and Hessian (reference/README.md)
-
-
-def net(sizes, seed=0, gain=2.0):
-    rng = np.random.default_rng(seed)
-    return [
-        gain * rng.standard_normal((sizes[k + 1], sizes[k])) / np.sqrt(sizes[k])
-        for k in range(len(sizes) - 1)
-    ]
-
-
-def multiplier(sizes, seed=1):
-    return np.random.default_rng(seed).uniform(0.3, 2.0, sum(sizes[1:-1]))
-
-
-def trivial_bound(W):
-    return float(np.prod([np.linalg.norm(w, 2) for w in W]))
-
-
-def step_objective(result, W, Y, rho, mu, mode):
-    """``(mu/rho) L^2 + 1/2 sum ||W_bar - (W + Y/rho)||^2``: the objective both methods minimise."""
-    proximity = 0.5 * sum(float(np.sum((wb - w - y / rho) ** 2)) for wb, w, y in zip(result.W_bar, W, Y))
-    return proximity + (mu / rho * result.squared_bound if mode == "regularize" else 0.0)
 
 
 SIZES = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from deep_nets import multiplier, net, step_objective
 
 from pylip.admm.deep_dual_step import solve_deep_step_dual
 from pylip.admm.deep_fast_step import solve_deep_step
@@ -13,25 +14,6 @@ from pylip.errors import InputError
 from pylip.lipsdp import proof
 
 RTOL_OBJECTIVE = 1e-6  # agreement with Clarabel at 1e-12 in the step's objective (reference/README.md)
-
-
-def net(sizes, seed=0, gain=2.0):
-    rng = np.random.default_rng(seed)
-    return [
-        gain * rng.standard_normal((sizes[k + 1], sizes[k])) / np.sqrt(sizes[k])
-        for k in range(len(sizes) - 1)
-    ]
-
-
-def multiplier(sizes, seed=1):
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0.3, 2.0, sum(sizes[1:-1]))
-
-
-def step_objective(result, W, Y, rho, mu, mode):
-    """``(mu/rho) L^2 + 1/2 sum ||W_bar - (W + Y/rho)||^2``: the objective both methods minimise."""
-    proximity = 0.5 * sum(float(np.sum((wb - w - y / rho) ** 2)) for wb, w, y in zip(result.W_bar, W, Y))
-    return proximity + (mu / rho * result.squared_bound if mode == "regularize" else 0.0)
 
 
 SIZES = [
@@ -160,7 +142,7 @@ def test_regularize_starts_at_the_central_bound_of_its_initial_weights(sizes):
     from pylip.admm import deep_fast_step as d
 
     W = net(sizes, 3)
-    problem = d._validated(W, multiplier(sizes), "regularize", 1.0, 0.05, None, 1e-3)
+    problem = d._Barrier.checked(W, multiplier(sizes), "regularize", 1.0, 0.05, None, 1e-3)
     start, squared = d._initial_point(problem)
     weight = d._initial_weight(problem, start, squared)
     central = d._central_bound(problem, start, weight, squared)
