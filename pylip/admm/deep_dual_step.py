@@ -247,9 +247,11 @@ class _DualFunction:
         return Y
 
     def root(self, squared: float) -> np.ndarray:
-        """``D(s)^-1/2``, the input block's entry floored where ``s`` is not above the margin."""
+        """``D(s)^-1/2``; regularize: the input block's entry floored where the multiplier ``s`` is
+        not above the margin (:meth:`primal` then evaluates the point at the floored ``s``)."""
         diagonal = self.lmi.diagonal(squared)
-        diagonal[self.inputs] = max(float(diagonal[0]), 1e-6 * float(np.max(self.lmi.fixed_diagonal)))
+        if self.regularize:
+            diagonal[self.inputs] = max(float(diagonal[0]), 1e-6 * float(np.max(self.lmi.fixed_diagonal)))
         return 1.0 / np.sqrt(diagonal)
 
     # -- the primal point and the gap ------------------------------------------------------
