@@ -18,23 +18,22 @@ trivial bound of ``G`` (the product of spectral norms). Usage::
 
 Measured (``OMP_NUM_THREADS=1 nice -n 5 python bench/deep_step.py --networks
 64-32-32-10,64-64-64-10,64-128-128-10,784-256-256-10 --repeats 3 --skip-cvxpy-above 120``) on
-2 cores shared with other jobs (load average 4 to 6: wall times up to twice the CPU times),
-CPU seconds, dual / barrier / cvxpy:
+2 cores shared with other jobs (load average 2 to 3), CPU seconds, dual / barrier / cvxpy:
 
 =================  ==========  ===============================  ================================
 network            mode        dual (barrier, ratio)            cvxpy (ratio), objectives apart
 =================  ==========  ===============================  ================================
-64-32-32-10        enforce     0.018 (0.19, 11x)                6.4 (364x), 3.1e-9
-64-32-32-10        regularize  0.025 (0.30, 12x)                10.0 (405x), 1.0e-13
-64-64-64-10        enforce     0.043 (0.93, 21x)                not run (LMI 202)
-64-64-64-10        regularize  0.063 (1.64, 26x)                not run
-64-128-128-10      enforce     0.19 (9.2, 49x)                  not run (LMI 330)
-64-128-128-10      regularize  0.17 (8.9, 54x)                  not run
-784-256-256-10     enforce     2.5 (wall 5.3)                   barrier and cvxpy not run
-784-256-256-10     regularize  1.7 (wall 3.3)                   barrier and cvxpy not run
+64-32-32-10        enforce     0.022 (0.19, 8.7x)               6.1 (275x), 3.5e-9
+64-32-32-10        regularize  0.023 (0.28, 12x)                10.7 (463x), 5.9e-11
+64-64-64-10        enforce     0.042 (0.94, 23x)                not run (LMI 202)
+64-64-64-10        regularize  0.059 (1.18, 20x)                not run
+64-128-128-10      enforce     0.13 (7.9, 61x)                  not run (LMI 330)
+64-128-128-10      regularize  0.15 (9.1, 60x)                  not run
+784-256-256-10     enforce     2.7 (wall 3.8)                   barrier and cvxpy not run
+784-256-256-10     regularize  1.4 (wall 1.8)                   barrier and cvxpy not run
 =================  ==========  ===============================  ================================
 
-Objectives of the dual and the barrier method 1e-11 to 3e-10 apart; peak RSS 0.13 GB (0.27 GB at
+Objectives of the dual and the barrier method 6e-12 to 1.3e-10 apart; peak RSS 0.13 GB (0.27 GB at
 784-256-256-10). Before (the barrier method the default, wall times, median of 3, the same flags
 on a machine under similar load): 64-32-32-10 0.17 s / 0.28 s, 64-64-64-10 1.0 s / 1.5 s,
 64-128-128-10 8.7 s / 8.2 s; 784-256-256-10 no answer in 7 minutes (its CG steps hit their cap);
