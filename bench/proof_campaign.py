@@ -149,7 +149,11 @@ def escaped_count(errors: collections.Counter[str]) -> int:
 
 
 def enforce_step(weights: list[np.ndarray], T: np.ndarray, multipliers: list[np.ndarray], L_des: float):
-    """One enforce-mode Lipschitz step (eq. 12) at ``L_des``; the proposed ``W_bar``."""
+    """One enforce-mode Lipschitz step (eq. 12) at ``L_des``: the proposed ``W_bar`` and its solver's kind.
+
+    The kind is ``"one layer"``, or for deeper nets ``"dual"`` (pylip's default solver answered)
+    or ``"fallback"`` (it gave up and the barrier method or cvxpy answered).
+    """
     from pylip.admm.deep_step import DeepLipschitzStep
     from pylip.admm.step import LipschitzStep
 
@@ -157,9 +161,10 @@ def enforce_step(weights: list[np.ndarray], T: np.ndarray, multipliers: list[np.
         (W0, W1), (Y0, Y1) = weights, multipliers
         step = LipschitzStep(W0.shape[1], W0.shape[0], W1.shape[0], T, mode="enforce")
         out = step.solve(W0, W1, Y0, Y1, rho=1.0, L_des=L_des)
-        return [out.W0_bar, out.W1_bar]
+        return [out.W0_bar, out.W1_bar], "one layer"
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights]
-    return DeepLipschitzStep(sizes, T, mode="enforce").solve(weights, multipliers, rho=1.0, L_des=L_des).W_bar
+    result = DeepLipschitzStep(sizes, T, mode="enforce").solve(weights, multipliers, rho=1.0, L_des=L_des)
+    return result.W_bar, "fallback" if result.fallback else "dual"
 
 
 def step_campaign(n_steps: int, rng: np.random.Generator) -> int:
@@ -183,16 +188,19 @@ def step_campaign(n_steps: int, rng: np.random.Generator) -> int:
             counts["zero-bound nets (skipped)"] += 1
             continue
         multipliers = [0.1 * np.abs(w).max() * rng.standard_normal(w.shape) for w in weights]
-        W_bar = attempt(errors, "", enforce_step, weights, T, multipliers, L_des, detail=True)
-        if W_bar is None:
+        answer = attempt(errors, "", enforce_step, weights, T, multipliers, L_des, detail=True)
+        if answer is None:
             continue
+        W_bar, kind = answer
+        counts[f"answered: {kind}"] += 1
         if pylip.verify(W_bar, L_des, T, activation="tanh").holds:
             counts["proven at L_des"] += 1
         else:
             counts["UNPROVEN"] += 1
     elapsed = time.perf_counter() - start
     print(f"enforce-mode steps: {n_steps}; {elapsed:.0f} s in all")
-    for key in ("tried", "proven at L_des", "UNPROVEN", "zero-bound nets (skipped)"):
+    answered = ("answered: one layer", "answered: dual", "answered: fallback")
+    for key in ("tried", "proven at L_des", "UNPROVEN", "zero-bound nets (skipped)", *answered):
         print(f"  {key:28s} {counts[key]}")
     for key, value in sorted(errors.items()):
         print(f"  error {key}: {value}")

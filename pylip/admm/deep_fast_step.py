@@ -34,8 +34,10 @@ Measured (``bench/deep_step.py``): fast while few eigenvalues of ``S`` are activ
 are (a strongly enforced bound on wide layers) the CG steps grow and the method slows down:
 on 784-256-256-10 (enforce, 0.3 times the trivial bound) the preconditioner is full (62
 active eigenvectors, ``MAX_ACTIVE``) from barrier weight 1e6 on, CG stops at ``MAX_CG`` and
-one Newton step takes about 10 s (no answer in 7 minutes; issue 11, open); in regularize
-(``mu/rho = 0.05``) the same from barrier weight 7e4 on.
+one Newton step takes about 10 s (no answer in 7 minutes); in regularize (``mu/rho = 0.05``)
+the same from barrier weight 7e4 on. So :class:`~pylip.deep_admm.DeepLipschitzStep` solves the
+step in its low-rank dual by default (:mod:`pylip.admm.deep_dual_step`, 784-256-256-10 in a few
+seconds) and falls back to this method (``method="structured"`` asks for it directly).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import scipy.optimize
 
 from .. import blas
 from ..errors import SolverError
-from ..validation import as_step_multiplier, as_step_settings
+from .deep_lmi import StepLmi
 
 GROWTH = 100.0  # barrier weight factor per centring
 CENTRED = 1e-4  # a centring ends when half the squared Newton decrement is below this
@@ -78,47 +80,8 @@ class DeepStepSolution:
     solve_time: float
 
 
-class _Barrier:
-    """The step's objective, the LMI slack ``S`` and the barrier's derivatives in the weights."""
-
-    def __init__(
-        self,
-        targets: Sequence[np.ndarray],
-        t: np.ndarray,
-        beta: float,
-        margin: float,
-        mu_over_rho: float | None,
-        squared_bound: float | None,
-    ) -> None:
-        self.targets = [np.asarray(g, dtype=np.float64) for g in targets]
-        sizes = [self.targets[0].shape[1], *(g.shape[0] for g in self.targets)]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        self.blocks = [slice(int(self.offsets[k]), int(self.offsets[k + 1])) for k in range(len(sizes))]
-        self.size = int(self.offsets[-1])
-        hidden = np.asarray(t, dtype=np.float64)
-        cuts = np.cumsum(sizes[1:-1])[:-1]
-        self.coefficients = [beta * part for part in np.split(hidden, cuts)] + [np.ones(sizes[-1])]
-        self.fixed_diagonal = np.concatenate([2.0 * hidden, np.ones(sizes[-1])]) - margin
-        self.margin = margin
-        self.cap = mu_over_rho  # None in the enforce mode
-        self.squared_bound = squared_bound
-        self.n_in = sizes[0]
-
-    # -- objective and slack ------------------------------------------------------------
-
-    def objective(self, W: Sequence[np.ndarray], squared: float) -> float:
-        proximity = 0.5 * sum(float(np.sum((w - g) ** 2)) for w, g in zip(W, self.targets))
-        return proximity + (0.0 if self.cap is None else self.cap * squared)
-
-    def slack(self, W: Sequence[np.ndarray], squared: float) -> np.ndarray:
-        S = np.zeros((self.size, self.size))
-        diagonal = np.concatenate([np.full(self.n_in, squared - self.margin), self.fixed_diagonal])
-        S[np.diag_indices(self.size)] = diagonal
-        for k, w in enumerate(W):
-            block = -self.coefficients[k][:, None] * w
-            S[self.blocks[k + 1], self.blocks[k]] = block
-            S[self.blocks[k], self.blocks[k + 1]] = block.T
-        return S
+class _Barrier(StepLmi):
+    """The step's LMI (:class:`~pylip.admm.deep_lmi.StepLmi`) and the barrier's derivatives in the weights."""
 
     def inverse_slack(self, W: Sequence[np.ndarray], squared: float) -> tuple[np.ndarray, float] | None:
         """``(S^{-1}, log det S)``, or None outside the LMI's interior."""
@@ -191,7 +154,7 @@ def solve_deep_step(
     a second OpenBLAS thread made 64-32-32-10 (regularize) 17.4 s instead of 0.42 s.
     """
     start = time.perf_counter()
-    problem = _validated(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
+    problem = _Barrier.checked(targets, t, mode, beta, mu_over_rho, squared_bound, margin)
     with blas.at_most(blas_threads):
         return _solve(problem, tol, max_newton_steps, start)
 
@@ -239,22 +202,6 @@ def _solve(problem: _Barrier, tol: float, max_newton_steps: int, start: float) -
         gap=gap,
         solve_time=time.perf_counter() - start,
     )
-
-
-def _validated(
-    targets: Sequence[np.ndarray],
-    t: np.ndarray,
-    mode: str,
-    beta: float,
-    mu_over_rho: float | None,
-    squared_bound: float | None,
-    margin: float,
-) -> _Barrier:
-    beta, margin, cap, squared = as_step_settings(
-        mode, beta=beta, margin=margin, mu_over_rho=mu_over_rho, squared_bound=squared_bound
-    )
-    n_hidden = sum(np.asarray(g).shape[0] for g in targets[:-1])
-    return _Barrier(targets, as_step_multiplier(t, n_hidden, margin), beta, margin, cap, squared)
 
 
 def _initial_point(problem: _Barrier) -> tuple[list[np.ndarray], float]:

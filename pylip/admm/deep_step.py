@@ -27,9 +27,25 @@ re-solves it at every ADMM iteration, followed by the dual update
 ``Y_k <- Y_k + rho (W_k - W_bar_k)`` (10c). Mode ``"regularize"`` keeps ``L^2`` a
 variable (problem 9); ``"enforce"`` fixes ``L^2 = L_des^2`` (problem 12).
 
-With two or more hidden layers the step is solved by default by the structured barrier
-method of :mod:`pylip.admm.deep_fast_step` (``method="structured"``), which never forms a PSD cone
-of the network's size; ``method="cvxpy"`` keeps the compiled cvxpy problem (the reference).
+With two or more hidden layers the step is solved by default in its low-rank dual
+(:mod:`pylip.admm.deep_dual_step`, ``method="dual"``), with the structured barrier method of
+:mod:`pylip.admm.deep_fast_step` (``method="structured"``) as its fallback; neither forms a PSD
+cone of the network's size. ``method="cvxpy"`` keeps the compiled cvxpy problem (the reference).
+
+Exact reductions. The feasible set of (10b) is invariant under ``W0_bar -> W0_bar U`` for every
+orthogonal ``U``: the congruence with ``blkdiag(U, I, ..., I)`` maps ``M(L^2, W_bar)`` to
+``M(L^2, (W0_bar U, W1_bar, ...))`` (the input block ``-L^2 I`` commutes with ``U``) and keeps
+``M <= -eps I``. Let ``Q`` (``n_in x n_1``, thin QR of the target ``G0 = W0 + Y0/rho``, so
+``G0 Q Q' = G0``) and ``U = 2 Q Q' - I`` (a reflection): ``G0 U = G0``, so
+``||W0_bar U - G0|| = ||W0_bar - G0||`` and the whole step is invariant under ``U``. Its
+minimiser is unique (the objective is strictly convex in ``W_bar``, and with ``W_bar`` fixed
+``mu L^2`` fixes ``L^2``), hence ``W0_bar* = W0_bar* U``, i.e. ``W0_bar* = X Q'`` with
+``X = W0_bar* Q``. For such ``W0_bar`` the congruence with ``blkdiag([Q, Q_perp], I, ...)``
+splits ``M`` into ``M(L^2, (X, W1_bar, ...))`` and ``-L^2 I``, and ``||X Q' - G0|| =
+||X - G0 Q||``: the step with input size ``n_1`` and target ``G0 Q = R'`` is the same problem
+(``reduce_input``, when ``n_in > n_1``). The output block ``-I`` commutes with every orthogonal
+``V`` in the same way: with ``G_l = Q R`` (thin QR, ``n_y > n_l``) the last layer is
+``W_l_bar* = Q X``, solved for with the target ``R`` (``reduce_output``).
 
 Every returned ``W_bar`` is checked in float64 (largest eigenvalue of
 ``P(L^2, T)`` at the returned ``L^2``, <= 0) and repaired if the solver missed
@@ -48,7 +64,7 @@ the feasible set is convex and contains ``W = 0`` strictly, whatever the depth.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +77,7 @@ from ..lipsdp.certificate import DEFAULT_MARGIN, fallback_solvers
 from ..lipsdp.repair import secure_step
 from ..lipsdp.solvers import SolveInfo, resolve_solver, solve, value_of
 from ..validation import as_layer_list, as_matrix, as_scalar
+from .deep_dual_step import solve_deep_step_dual
 from .deep_fast_step import solve_deep_step
 from .result import LayerStepResult
 from .step import checked_step_settings, step_objective
@@ -68,7 +85,10 @@ from .step import checked_step_settings, step_objective
 logger = logging.getLogger(__name__)
 
 MODES = ("regularize", "enforce")
-METHODS = ("auto", "structured", "cvxpy")
+METHODS = ("auto", "dual", "structured", "cvxpy")
+# the barrier method backs the dual solver up to this LMI size: 64-128-128-10 (330) took it 9 s, and
+# 784-256-256-10 (778) gave no answer in 7 minutes (bench/deep_step.py)
+BARRIER_FALLBACK_SIZE = 400
 # Looser settings tried in turn when a solver fails at pylip's default tolerances.
 FALLBACK_OPTIONS: dict[str, list[dict[str, float]]] = {
     "CLARABEL": [
@@ -304,14 +324,18 @@ class DeepLipschitzStep:
             ``L_des^2 / 2`` where they are smaller, :meth:`StepScaling.margin`; the proof decides).
         reduce_input: when ``n_in > n_1``, solve for ``W0_bar`` in the row space
             of its target ``W0 + Y0/rho`` (``n_1`` columns instead of ``n_in``;
-            exact, see ``__init__``), as :mod:`pylip.reduced` does for certificates.
-        method: ``"structured"`` solves the step with the barrier method of
+            exact, see the module docstring), as :mod:`pylip.reduced` does for certificates.
+        reduce_output: likewise, when ``n_out > n_l``, for the last layer in the column
+            space of its target (``n_l`` rows instead of ``n_out``).
+        method: ``"dual"`` solves the step in its low-rank dual
+            (:mod:`pylip.admm.deep_dual_step`) and, if that gives up, with the barrier
+            method (LMIs up to ``BARRIER_FALLBACK_SIZE``); ``"structured"`` with the barrier method of
             :mod:`pylip.admm.deep_fast_step` (block-tridiagonal LMI, matrix-free Newton);
             ``"cvxpy"`` with the compiled cvxpy problem and ``solver``; ``"auto"``
-            (default) takes ``"structured"`` for two or more hidden layers unless a
+            (default) takes ``"dual"`` for two or more hidden layers unless a
             ``solver`` is named, and ``"cvxpy"`` otherwise (one hidden layer: the
-            paper's formulation). The structured solver also hands over to cvxpy
-            when ``mu = 0`` (no barrier on ``L^2``) or when it gives up.
+            paper's formulation). pylip's solvers hand over to cvxpy when ``mu = 0``
+            (no weight on ``L^2``) or when they give up.
     """
 
     def __init__(
@@ -324,6 +348,7 @@ class DeepLipschitzStep:
         solver: str | None = None,
         margin: float = DEFAULT_MARGIN,
         reduce_input: bool = True,
+        reduce_output: bool = True,
         method: str = "auto",
     ) -> None:
         if mode not in MODES:
@@ -340,14 +365,15 @@ class DeepLipschitzStep:
         self.shapes = [
             (self.layer_sizes[k + 1], self.layer_sizes[k]) for k in range(len(self.layer_sizes) - 1)
         ]
-        # The LMI sees W0_bar only through W0_bar' T_1 W0_bar-like products: it is invariant under
-        # W0_bar -> W0_bar Q (Q orthogonal), so with the target W0 + Y0/rho = R' Q' (thin QR) the step
-        # is solved for W0_bar = X Q' with an n_1 x n_1 unknown X: exact (the component of W0_bar
-        # outside range(Q) is 0 at the optimum: the problem is strictly convex and symmetric in it).
+        # the exact reductions of the module docstring
         self.reduces_input = bool(reduce_input) and self.layer_sizes[0] > self.layer_sizes[1]
+        self.reduces_output = bool(reduce_output) and self.layer_sizes[-1] > self.layer_sizes[-2]
         n_input = self.layer_sizes[1] if self.reduces_input else self.layer_sizes[0]
-        self.problem_sizes = (n_input, *self.layer_sizes[1:])
-        self.problem_shapes = [(self.shapes[0][0], self.problem_sizes[0]), *self.shapes[1:]]
+        n_output = self.layer_sizes[-2] if self.reduces_output else self.layer_sizes[-1]
+        self.problem_sizes = (n_input, *self.layer_sizes[1:-1], n_output)
+        self.problem_shapes = [
+            (self.problem_sizes[k + 1], self.problem_sizes[k]) for k in range(len(self.problem_sizes) - 1)
+        ]
         self.mode = mode
         self.beta = float(beta)
         self.method = _chosen_method(method, solver, len(self.hidden_sizes))
@@ -380,7 +406,7 @@ class DeepLipschitzStep:
 
     @property
     def problem(self) -> cp.Problem:
-        """The compiled cvxpy problem of the step (built on first use when ``method="structured"``)."""
+        """The compiled cvxpy problem of the step (built on first use with pylip's own solvers)."""
         if self._problem is None:
             self._build()
         assert self._problem is not None
@@ -445,30 +471,34 @@ class DeepLipschitzStep:
         )
         rho, mu, L_des = checked_step_settings(self.mode, rho, mu, L_des)
         targets = [w + y / rho for w, y in zip(W, Y)]
-        basis = None
+        basis = output_basis = None
         if self.reduces_input:
             basis, R = np.linalg.qr(targets[0].T, mode="reduced")  # target0 = R' basis'
             targets[0] = R.T
+        if self.reduces_output:
+            output_basis, targets[-1] = np.linalg.qr(targets[-1], mode="reduced")  # target_l = basis R
         scaling = StepScaling.for_step(targets, self._t, self.hidden_sizes, L_des)
         scaled_targets = [scaling.factor * g for g in targets]
         scaled_t = scaling.multiplier(self._t)
         scaled_L_des = None if L_des is None else scaling.bound(L_des)
         mu_over_rho = scaling.bound_weight(mu / rho)
         margin = scaling.margin(self.margin, scaled_t, scaled_L_des)
-        structured = None
-        if self._structured_applies(mu):
-            structured = self._solve_structured(scaled_targets, scaled_t, mu_over_rho, scaled_L_des, margin)
-        if structured is not None:
-            W_bar, squared, info = structured
-            fallback = False
+        dedicated = None
+        if self._dedicated_applies(mu):
+            dedicated = self._solve_dedicated(scaled_targets, scaled_t, mu_over_rho, scaled_L_des, margin)
+        if dedicated is not None:
+            W_bar, squared, info, fallback = dedicated
         else:
             W_bar, squared, info, fallback = self._solve_cvxpy(
                 scaled_targets, scaled_t, mu_over_rho, scaled_L_des, margin
             )
+            fallback = fallback or self._dedicated_applies(mu)  # pylip's own solvers gave up
         W_bar = [w / scaling.factor for w in W_bar]
         squared = scaling.unscaled_squared_bound(squared)
         if basis is not None:
             W_bar[0] = W_bar[0] @ basis.T
+        if output_basis is not None:
+            W_bar[-1] = output_basis @ W_bar[-1]
         W_bar, squared, top, repaired = self._checked(W_bar, squared, L_des)
         return DeepStepResult(
             W_bar=W_bar,
@@ -485,29 +515,39 @@ class DeepLipschitzStep:
         """:meth:`solve` (its arguments), under the step family's name (:mod:`pylip.admm.family`)."""
         return self.solve(*args, **kwargs)
 
-    def _structured_applies(self, mu: float) -> bool:
-        return self.method == "structured" and (self.mode == "enforce" or mu > 0)
+    def _dedicated_applies(self, mu: float) -> bool:
+        return self.method in ("dual", "structured") and (self.mode == "enforce" or mu > 0)
 
-    def _solve_structured(
+    def _solve_dedicated(
         self, targets: list[np.ndarray], t: np.ndarray, mu_over_rho: float, L_des: float | None,
         margin: float,
-    ) -> tuple[list[np.ndarray], float, SolveInfo] | None:
-        """The step by :func:`pylip.admm.deep_fast_step.solve_deep_step`; ``None`` if it gave up."""
-        try:
-            solution = solve_deep_step(
-                targets,
-                t,
-                mode=self.mode,
-                beta=self.beta,
-                margin=margin,
-                mu_over_rho=mu_over_rho if self.mode == "regularize" else None,
-                squared_bound=L_des**2 if self.mode == "enforce" and L_des is not None else None,
-            )
-        except SolverError as exc:
-            logger.info("the structured deep step solver gave up (%s); solving with cvxpy", exc)
-            return None
-        info = SolveInfo(solver="pylip-barrier", status="optimal", solve_time=solution.solve_time)
-        return solution.W_bar, solution.squared_bound, info
+    ) -> tuple[list[np.ndarray], float, SolveInfo, bool] | None:
+        """The step by pylip's solvers: the low-rank dual (``method="dual"``), then the barrier
+        method (:mod:`pylip.admm.deep_fast_step`; after the dual only up to an LMI of size
+        ``BARRIER_FALLBACK_SIZE``); ``None`` if they give up. The flag says whether the first
+        one gave up."""
+        solvers: list[tuple[str, Callable[..., Any]]] = [("pylip-barrier", solve_deep_step)]
+        if self.method == "dual":
+            solvers.insert(0, ("pylip-dual", solve_deep_step_dual))
+            if sum(self.problem_sizes) > BARRIER_FALLBACK_SIZE:
+                solvers.pop()
+        for attempt, (name, solver) in enumerate(solvers):
+            try:
+                solution = solver(
+                    targets,
+                    t,
+                    mode=self.mode,
+                    beta=self.beta,
+                    margin=margin,
+                    mu_over_rho=mu_over_rho if self.mode == "regularize" else None,
+                    squared_bound=L_des**2 if self.mode == "enforce" and L_des is not None else None,
+                )
+            except SolverError as exc:
+                logger.info("the deep step solver %s gave up (%s)", name, exc)
+                continue
+            info = SolveInfo(solver=name, status="optimal", solve_time=solution.solve_time)
+            return solution.W_bar, solution.squared_bound, info, attempt > 0
+        return None
 
     def _solve_cvxpy(
         self, targets: list[np.ndarray], t: np.ndarray, mu_over_rho: float, L_des: float | None,
@@ -586,12 +626,12 @@ class DeepLipschitzStep:
 
 
 def _chosen_method(method: str, solver: str | None, n_layers: int) -> str:
-    """``"structured"`` or ``"cvxpy"`` for :class:`DeepLipschitzStep` (see its ``method``)."""
+    """``"dual"``, ``"structured"`` or ``"cvxpy"`` for :class:`DeepLipschitzStep` (see its ``method``)."""
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
     if method != "auto":
         return method
-    return "structured" if solver is None and n_layers >= 2 else "cvxpy"
+    return "dual" if solver is None and n_layers >= 2 else "cvxpy"
 
 
 __all__ = [

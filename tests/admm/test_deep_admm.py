@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from deep_nets import net
 
 import pylip
 from pylip import original as compat
@@ -19,14 +20,6 @@ from pylip.errors import InputError
 from pylip.lipsdp import lmi
 
 RTOL_CERTIFY = 1e-6  # rounding allowed in the certify SDP solve
-
-
-def net(sizes, seed=0, gain=2.0):
-    rng = np.random.default_rng(seed)
-    return [
-        gain * rng.standard_normal((sizes[k + 1], sizes[k])) / np.sqrt(sizes[k])
-        for k in range(len(sizes) - 1)
-    ]
 
 
 def certified(weights):
@@ -277,6 +270,28 @@ def test_input_reduction_gives_the_same_step(mode, sizes):
     reduced = DeepLipschitzStep(sizes, T, mode=mode, solver="CLARABEL")
     full = DeepLipschitzStep(sizes, T, mode=mode, solver="CLARABEL", reduce_input=False)
     assert reduced.reduces_input and not full.reduces_input
+    a = reduced.solve(weights, multipliers, **kwargs)
+    b = full.solve(weights, multipliers, **kwargs)
+    for x, y in zip(a.W_bar + a.Y, b.W_bar + b.Y):
+        assert np.abs(x - y).max() <= 1e-6 * max(1.0, np.abs(y).max())
+    assert a.squared_bound == pytest.approx(b.squared_bound, rel=1e-6)
+    assert a.max_eigenvalue <= 0.0
+
+
+@pytest.mark.parametrize("mode", ["regularize", "enforce"])
+@pytest.mark.parametrize("sizes", [(3, 4, 3, 6), (9, 3, 3, 5), (2, 3, 4, 2, 7)])
+def test_output_reduction_gives_the_same_step(mode, sizes):
+    """n_out > n_l: solving for the last layer in the column space of its target is exact (module
+    docstring: the output block -I commutes with every orthogonal matrix); same W_bar, Y, bound."""
+    rng = np.random.default_rng(12)
+    weights = [rng.standard_normal((m, n)) / np.sqrt(n) for n, m in zip(sizes[:-1], sizes[1:])]
+    multipliers = [0.1 * rng.standard_normal(w.shape) for w in weights]
+    T = np.diag(rng.uniform(0.5, 1.5, sum(sizes[1:-1])))
+    kwargs = {"rho": 1.0, "mu": 0.05, "L_des": 0.3}
+    reduced = DeepLipschitzStep(sizes, T, mode=mode)
+    full = DeepLipschitzStep(sizes, T, mode=mode, reduce_output=False)
+    assert reduced.reduces_output and not full.reduces_output
+    assert reduced.problem_sizes[-1] == sizes[-2]
     a = reduced.solve(weights, multipliers, **kwargs)
     b = full.solve(weights, multipliers, **kwargs)
     for x, y in zip(a.W_bar + a.Y, b.W_bar + b.Y):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from deep_nets import multiplier, net, step_objective
 
+from pylip.admm.deep_dual_step import solve_deep_step_dual
 from pylip.admm.deep_fast_step import solve_deep_step
 from pylip.admm.deep_step import DeepLipschitzStep
 from pylip.admm.fast_step import solve_step_dual
@@ -12,25 +14,6 @@ from pylip.errors import InputError
 from pylip.lipsdp import proof
 
 RTOL_OBJECTIVE = 1e-6  # agreement with Clarabel at 1e-12 in the step's objective (reference/README.md)
-
-
-def net(sizes, seed=0, gain=2.0):
-    rng = np.random.default_rng(seed)
-    return [
-        gain * rng.standard_normal((sizes[k + 1], sizes[k])) / np.sqrt(sizes[k])
-        for k in range(len(sizes) - 1)
-    ]
-
-
-def multiplier(sizes, seed=1):
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0.3, 2.0, sum(sizes[1:-1]))
-
-
-def step_objective(result, W, Y, rho, mu, mode):
-    """``(mu/rho) L^2 + 1/2 sum ||W_bar - (W + Y/rho)||^2``: the objective both methods minimise."""
-    proximity = 0.5 * sum(float(np.sum((wb - w - y / rho) ** 2)) for wb, w, y in zip(result.W_bar, W, Y))
-    return proximity + (mu / rho * result.squared_bound if mode == "regularize" else 0.0)
 
 
 SIZES = [
@@ -69,13 +52,9 @@ def test_structured_step_matches_cvxpy_and_is_proven(sizes, mode):
         assert ours.squared_bound == L_des**2
 
 
-def test_default_method_is_structured_for_deep_nets_and_cvxpy_for_one_layer():
-    t2 = multiplier((3, 4, 4, 2))
-    assert DeepLipschitzStep((3, 4, 4, 2), np.diag(t2)).method == "structured"
-    assert DeepLipschitzStep((3, 4, 4, 2), np.diag(t2), solver="CLARABEL").method == "cvxpy"
-    assert DeepLipschitzStep((3, 4, 2), np.eye(4)).method == "cvxpy"
+def test_unknown_method_is_refused():
     with pytest.raises(InputError, match="method"):
-        DeepLipschitzStep((3, 4, 4, 2), np.diag(t2), method="newton")
+        DeepLipschitzStep((3, 4, 4, 2), np.diag(multiplier((3, 4, 4, 2))), method="newton")
 
 
 def test_regularize_with_mu_zero_hands_over_to_cvxpy():
@@ -87,17 +66,18 @@ def test_regularize_with_mu_zero_hands_over_to_cvxpy():
     assert result.max_eigenvalue <= 0
 
 
-def test_bad_input_names_the_field():
+@pytest.mark.parametrize("solver", [solve_deep_step, solve_deep_step_dual])
+def test_bad_input_names_the_field(solver):
     W = net((3, 4, 4, 2))
     t = multiplier((3, 4, 4, 2))
     with pytest.raises(InputError, match="mode"):
-        solve_deep_step(W, t, mode="both")
+        solver(W, t, mode="both")
     with pytest.raises(InputError, match="squared_bound"):
-        solve_deep_step(W, t, mode="enforce")
+        solver(W, t, mode="enforce")
     with pytest.raises(InputError, match="mu_over_rho"):
-        solve_deep_step(W, t, mode="regularize", mu_over_rho=0.0)
+        solver(W, t, mode="regularize", mu_over_rho=0.0)
     with pytest.raises(InputError, match="t must"):
-        solve_deep_step(W, t[:-1], mode="enforce", squared_bound=1.0)
+        solver(W, t[:-1], mode="enforce", squared_bound=1.0)
 
 
 @pytest.mark.parametrize(
@@ -111,13 +91,15 @@ def test_bad_input_names_the_field():
     ],
 )
 def test_both_step_solvers_check_their_settings_alike(settings, match):
-    """The one-layer dual solver and the structured one share their input checks (pylip.validation)."""
+    """The one-layer dual solver and the deep ones share their input checks (pylip.validation)."""
     W = net((3, 4, 2))
     t = multiplier((3, 4, 2))
     with pytest.raises(InputError, match=match):
         solve_step_dual(W[0], W[1], t, **settings)
     with pytest.raises(InputError, match=match):
         solve_deep_step(W, t, **settings)
+    with pytest.raises(InputError, match=match):
+        solve_deep_step_dual(W, t, **settings)
 
 
 def test_both_step_solvers_read_a_diagonal_T_and_refuse_a_coupled_one():
@@ -160,7 +142,7 @@ def test_regularize_starts_at_the_central_bound_of_its_initial_weights(sizes):
     from pylip.admm import deep_fast_step as d
 
     W = net(sizes, 3)
-    problem = d._validated(W, multiplier(sizes), "regularize", 1.0, 0.05, None, 1e-3)
+    problem = d._Barrier.checked(W, multiplier(sizes), "regularize", 1.0, 0.05, None, 1e-3)
     start, squared = d._initial_point(problem)
     weight = d._initial_weight(problem, start, squared)
     central = d._central_bound(problem, start, weight, squared)
