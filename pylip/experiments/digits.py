@@ -9,13 +9,14 @@ Protocol (:func:`run`):
 
 1. inputs ``X / 16`` in ``[0, 1]^64``; a stratified train/test split with a
    fixed seed;
-2. per depth (one and two hidden layers of tanh neurons, ``64-h-10`` and
-   ``64-h'-h'-10``): a nominal net and an L2 net (weight decay ``l2``), trained
-   with Adam on the cross-entropy (:func:`pylip.mlp_training.fit`);
+2. per architecture (tanh nets ``64-h-10``, ``64-h'-h'-10``, ...: one entry
+   of ``depths`` and ``hidden`` each): a nominal net and an L2 net (weight decay
+   ``l2``), trained with Adam on the cross-entropy (:func:`pylip.mlp_training.fit`);
 3. Lipschitz nets: starting from the L2 net's weights and its certificate's
    ``T`` (as the paper's examples start ADMM from the L2 net), ADMM with an
    enforced bound ``L_des`` (problem 12, Theorem 8;
-   :func:`pylip.mlp_training.train_lipschitz`); the evaluated net is the
+   :func:`pylip.mlp_training.train_lipschitz`, the structured Lipschitz step at
+   every depth); the evaluated net is the
    ``W_bar`` net, whose bound is certified <= ``L_des``. Optionally one run
    re-solves ``T`` every few iterations (Remark 3, ``T_update_every``);
 4. per net: clean test accuracy; the LipSDP-Neuron bound ``L``
@@ -47,10 +48,11 @@ bounds, :mod:`pylip.margins`, and local bounds on the first ``local_points``
 test points, :mod:`pylip.local`), ``pairwise_certified_not_attacked`` and
 ``local_certified_not_attacked`` (counts, all 0), ``pair_bounds`` (the 10 x 10
 ``L_ij``), ``margin_method`` and ``local_method`` (``"sdp"`` or ``"fixed_T"``),
-``local_points``, ``margins_time`` and ``local_time``.
+``local_points``, ``margins_time`` and ``local_time``; and later
+``local_solves`` (how many local SDPs were solved).
 
-Presets: :meth:`DigitsSettings.full` (``64-32-10`` and ``64-16-16-10``, seven
-Lipschitz nets; about 7 minutes on two shared cores, most of it in the ADMM steps),
+Presets: :meth:`DigitsSettings.full` (``64-32-10``, ``64-64-64-10`` and
+``64-128-128-10``, nine Lipschitz nets; README "Run times"),
 :meth:`DigitsSettings.quick` (``h = 16``, three Lipschitz nets; about a
 minute) and :meth:`DigitsSettings.miniature` (tests; seconds).
 """
