@@ -232,7 +232,7 @@ def test_enforce_keeps_L_des_after_every_iteration():
 
 @pytest.mark.parametrize("step_method, structured", [("structured", True), ("auto", False)])
 def test_one_hidden_layer_takes_the_structured_step_on_request(monkeypatch, step_method, structured):
-    """step_method="structured" solves one hidden layer's step (10b) by the barrier method; Theorem 8 holds."""
+    """step_method="structured": one hidden layer's step (10b) by the barrier method; Theorem 8 holds."""
     from pylip.admm import deep_step
 
     calls = []
