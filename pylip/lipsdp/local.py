@@ -35,7 +35,8 @@ ball took 0.1 s (CPU) at 64-16-16-10, 0.7-1.0 s at 64-64-64-10 and 3.2-4.5 s at
 64-128-128-10. ``method="fixed_T"`` keeps the global certificate's ``T``
 instead of solving (the smallest ``L`` that ``T`` proves with the local
 sectors): no SDP, 0.01-0.04 s per ball there, looser (mean ``L(x0, 0.1) / L``
-0.53-0.94 against 0.45-0.60 with the SDP on those nets).
+0.53-0.94 against 0.45-0.70 with the SDP on the digits example's nominal and L2
+nets of those sizes).
 
 A point of class ``y`` is certified at radius ``r`` when its logit margin
 exceeds ``sqrt(2) L(x0, r) r``: the global rule with the local constant
