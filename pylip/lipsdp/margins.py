@@ -29,8 +29,9 @@ Two ways to get ``L_ij`` (``method``):
   where the engine solves the pair SDPs; ``"fixed_T"`` for deeper nets with a
   named solver (cvxpy: 10 x the global bound's time at 64-16-16-10). With the
   engine, the 45 pairs of the digits example's nominal and L2 nets (CPU
-  seconds; ``bench/margins.py`` measures random nets) took 2.5 s at 64-16-16-10 (mean ``L_ij / (sqrt(2) L)`` 0.58
-  against 0.73 with ``"fixed_T"``, 0.16 s), 23 s at 64-64-64-10 (0.57-0.63
+  seconds; ``bench/margins.py`` measures random nets) took 2.5 s at
+  64-16-16-10 (mean ``L_ij / (sqrt(2) L)`` 0.58 against 0.73 with
+  ``"fixed_T"``, 0.16 s), 23 s at 64-64-64-10 (0.57-0.63
   against 0.81-0.83, 0.6-0.8 s) and 122 s at 64-128-128-10 (0.67 against 0.88,
   1.8 s): about 45 times the global bound, for bounds a quarter tighter.
 
