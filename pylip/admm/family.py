@@ -78,10 +78,13 @@ def lipschitz_step(
     solver: str | None = None,
     margin: float = DEFAULT_MARGIN,
     formulation: str = "auto",
+    method: str = "auto",
 ) -> SupportsLipschitzStep:
     """The compiled Lipschitz step for a network of ``layer_sizes`` with the fixed multiplier ``T``.
 
-    ``formulation`` (:data:`FORMULATIONS`) chooses the class; every other
+    ``formulation`` (:data:`FORMULATIONS`) chooses the class; ``method`` is
+    :class:`~pylip.admm.deep_step.DeepLipschitzStep`'s (how it solves; only
+    ``"auto"`` with :class:`~pylip.admm.step.LipschitzStep`); every other
     argument means what it means for both classes.
     """
     sizes = check_layer_sizes(layer_sizes)
@@ -94,9 +97,13 @@ def lipschitz_step(
             f"{len(sizes) - 2} hidden layers; use formulation='layers' (or 'auto')"
         )
     if formulation == "original" or (formulation == "auto" and one_layer):
+        if method != "auto":
+            raise InputError(
+                f"method={method!r} is the multi-layer step's; use formulation='layers' to choose it"
+            )
         n_x, n_h, n_y = sizes
         return LipschitzStep(n_x, n_h, n_y, T, mode=mode, beta=beta, solver=solver, margin=margin)
-    return DeepLipschitzStep(sizes, T, mode=mode, beta=beta, solver=solver, margin=margin)
+    return DeepLipschitzStep(sizes, T, mode=mode, beta=beta, solver=solver, margin=margin, method=method)
 
 
 __all__ = ["FORMULATIONS", "SupportsLipschitzStep", "lipschitz_step"]

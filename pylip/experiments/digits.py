@@ -9,13 +9,14 @@ Protocol (:func:`run`):
 
 1. inputs ``X / 16`` in ``[0, 1]^64``; a stratified train/test split with a
    fixed seed;
-2. per depth (one and two hidden layers of tanh neurons, ``64-h-10`` and
-   ``64-h'-h'-10``): a nominal net and an L2 net (weight decay ``l2``), trained
-   with Adam on the cross-entropy (:func:`pylip.mlp_training.fit`);
+2. per architecture (tanh nets ``64-h-10``, ``64-h'-h'-10``, ...: one entry
+   of ``depths`` and ``hidden`` each): a nominal net and an L2 net (weight decay
+   ``l2``), trained with Adam on the cross-entropy (:func:`pylip.mlp_training.fit`);
 3. Lipschitz nets: starting from the L2 net's weights and its certificate's
    ``T`` (as the paper's examples start ADMM from the L2 net), ADMM with an
    enforced bound ``L_des`` (problem 12, Theorem 8;
-   :func:`pylip.mlp_training.train_lipschitz`); the evaluated net is the
+   :func:`pylip.mlp_training.train_lipschitz`, the structured Lipschitz step at
+   every depth); the evaluated net is the
    ``W_bar`` net, whose bound is certified <= ``L_des``. Optionally one run
    re-solves ``T`` every few iterations (Remark 3, ``T_update_every``);
 4. per net: clean test accuracy; the LipSDP-Neuron bound ``L``
@@ -47,10 +48,11 @@ bounds, :mod:`pylip.margins`, and local bounds on the first ``local_points``
 test points, :mod:`pylip.local`), ``pairwise_certified_not_attacked`` and
 ``local_certified_not_attacked`` (counts, all 0), ``pair_bounds`` (the 10 x 10
 ``L_ij``), ``margin_method`` and ``local_method`` (``"sdp"`` or ``"fixed_T"``),
-``local_points``, ``margins_time`` and ``local_time``.
+``local_points``, ``margins_time`` and ``local_time``; and later
+``local_solves`` (how many local SDPs were solved).
 
-Presets: :meth:`DigitsSettings.full` (``64-32-10`` and ``64-16-16-10``, seven
-Lipschitz nets; about 7 minutes on two shared cores, most of it in the ADMM steps),
+Presets: :meth:`DigitsSettings.full` (``64-32-10``, ``64-64-64-10`` and
+``64-128-128-10``, nine Lipschitz nets; README "Run times"),
 :meth:`DigitsSettings.quick` (``h = 16``, three Lipschitz nets; about a
 minute) and :meth:`DigitsSettings.miniature` (tests; seconds).
 """
@@ -79,15 +81,22 @@ from . import robustness
 logger = logging.getLogger(__name__)
 
 PRESETS = ("full", "quick", "miniature")
+MARGIN_METHODS = ("auto", "sdp", "fixed_T")
+LOCAL_METHODS = ("auto", "sdp", "fixed_T")
 
 
 @dataclass(frozen=True)
 class LipschitzRun:
-    """One Lipschitz-enforced net: its depth, ``L_des`` and (optionally) the T-update period."""
+    """One Lipschitz-enforced net: its depth, ``L_des``, (optionally) the T-update period and its width.
+
+    ``width`` picks the L2 net to start from among those of depth ``hidden_layers``
+    (needed only where the settings train that depth at more than one width).
+    """
 
     hidden_layers: int
     L_des: float
     T_update_every: int | None = None
+    width: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,16 +108,18 @@ class DigitsSettings:
         seed: seeds the split, the nets' initialisation, the SGD streams and the attack.
         test_fraction: share of the data held out (stratified).
         n_train, n_test: use only the first ``n`` points of each split (None: all).
-        depths: hidden-layer counts of the nominal and L2 nets.
+        depths: hidden-layer counts of the nominal and L2 nets (one pair per entry; a depth
+            may repeat with different widths).
         hidden: neurons ``h`` per hidden layer, one width per entry of ``depths``. The full
-            preset uses ``64-32-10`` and ``64-16-16-10``: the ADMM Lipschitz step (10b) is an
-            SDP in all weights; the structured solver takes 0.17-0.28 s per step at ``64-32-32-10``
-            (cvxpy 9-11 s), 1.0-1.5 s at ``64-64-64-10`` and 8-9 s at ``64-128-128-10``
-            (``bench/deep_step.py``, issue 11); the preset is not yet widened to them.
+            preset trains ``64-32-10``, ``64-64-64-10`` and ``64-128-128-10``: the ADMM
+            Lipschitz step (10b), an SDP in all weights, is solved by the structured solver at
+            every depth (``step_method="structured"`` of :class:`pylip.mlp_training.ADMMConfig`
+            unless ``solver`` is named): 0.13 s per step at ``64-32-10`` (cvxpy 6.0 s), about
+            1 s at ``64-64-64-10`` and 8-9 s at ``64-128-128-10`` (``bench/deep_step.py``).
         activation: the nets' activation (``"tanh"``).
         epochs, lr, batch_size: Adam training of the nominal and L2 nets.
         l2: the L2 net's penalty ``l2/2 sum ||W_k||_F^2``.
-        lipschitz: the Lipschitz-enforced nets (each starts from the L2 net of its depth).
+        lipschitz: the Lipschitz-enforced nets (each starts from the L2 net of its depth and width).
         admm_iterations, epochs_per_iteration, rho, admm_lr: ADMM (10a-c) in enforce mode.
         eps: the l2 radii (pixels in ``[0, 1]``).
         pgd_steps, pgd_restarts, pgd_loss: the attack.
@@ -116,6 +127,10 @@ class DigitsSettings:
         local_points: local bounds (:mod:`pylip.local`, one SDP per point and radius) are
             computed on the first ``local_points`` test points only (None: all); the others
             count as certified locally when the global bound certifies them.
+        margin_method, local_method: ``method`` of :func:`pylip.margins.certify_margins`
+            (``"auto"``, ``"sdp"``, ``"fixed_T"``) and of the local bounds (``"auto"``: ``"sdp"``
+            where the engine solves them, i.e. no ``solver`` named, else ``"sdp"`` for one hidden
+            layer and ``"fixed_T"`` deeper; ``"sdp"``; ``"fixed_T"``).
     """
 
     preset: str = "full"
@@ -123,8 +138,8 @@ class DigitsSettings:
     test_fraction: float = 0.3
     n_train: int | None = None
     n_test: int | None = None
-    depths: tuple[int, ...] = (1, 2)
-    hidden: tuple[int, ...] = (32, 16)
+    depths: tuple[int, ...] = (1, 2, 2)
+    hidden: tuple[int, ...] = (32, 64, 128)
     activation: str = "tanh"
     epochs: int = 60
     lr: float = 1e-2
@@ -134,10 +149,12 @@ class DigitsSettings:
         LipschitzRun(1, 8.0),
         LipschitzRun(1, 4.0),
         LipschitzRun(1, 2.0),
-        LipschitzRun(2, 8.0),
-        LipschitzRun(2, 4.0),
-        LipschitzRun(2, 2.0),
-        LipschitzRun(2, 4.0, T_update_every=2),
+        LipschitzRun(2, 8.0, width=64),
+        LipschitzRun(2, 4.0, width=64),
+        LipschitzRun(2, 2.0, width=64),
+        LipschitzRun(2, 4.0, T_update_every=2, width=64),
+        LipschitzRun(2, 4.0, width=128),
+        LipschitzRun(2, 2.0, width=128),
     )
     admm_iterations: int = 8
     epochs_per_iteration: int = 5
@@ -149,10 +166,12 @@ class DigitsSettings:
     pgd_loss: str = "margin"
     solver: str | None = None
     local_points: int | None = 60
+    margin_method: str = "auto"
+    local_method: str = "auto"
 
     @classmethod
     def full(cls, **changes: Any) -> DigitsSettings:
-        """The full run (about 7 minutes on two cores)."""
+        """The full run: ``64-32-10``, ``64-64-64-10`` and ``64-128-128-10`` (README: Run times)."""
         return dataclasses.replace(cls(), **changes)
 
     @classmethod
@@ -160,6 +179,7 @@ class DigitsSettings:
         """A reduced run of a minute or two: ``h = 16``, fewer nets, iterations, radii and attack steps."""
         base = cls(
             preset="quick",
+            depths=(1, 2),
             hidden=(16, 16),
             epochs=40,
             lipschitz=(LipschitzRun(1, 4.0), LipschitzRun(1, 2.0), LipschitzRun(2, 4.0)),
@@ -177,6 +197,7 @@ class DigitsSettings:
             preset="miniature",
             n_train=400,
             n_test=150,
+            depths=(1, 2),
             hidden=(8, 8),
             epochs=15,
             lipschitz=(LipschitzRun(1, 3.0), LipschitzRun(2, 3.0)),
@@ -216,12 +237,11 @@ class DigitsSettings:
                 raise InputError(f"{name} must be an integer >= 1, got {value!r}")
         if not self.depths or any(not isinstance(d, int) or d < 1 for d in self.depths):
             raise InputError(f"depths must be hidden-layer counts >= 1, got {self.depths!r}")
+        nets = list(zip(self.depths, self.hidden))
+        if len(set(nets)) != len(nets):
+            raise InputError(f"depths and hidden repeat a net: {nets}")
         for run in self.lipschitz:
-            if run.hidden_layers not in self.depths:
-                raise InputError(
-                    f"the Lipschitz net with L_des = {run.L_des} has {run.hidden_layers} hidden layers, "
-                    f"but depths = {self.depths} trains no L2 net of that depth to start it from"
-                )
+            self.start_net(run)
             if not (math.isfinite(run.L_des) and run.L_des > 0):
                 raise InputError(f"L_des must be a finite number > 0, got {run.L_des!r}")
             if run.T_update_every is not None and run.T_update_every < 1:
@@ -238,7 +258,39 @@ class DigitsSettings:
         robustness.check_radii(self.eps)
         if self.pgd_loss not in robustness.LOSSES:
             raise InputError(f"pgd_loss must be one of {', '.join(robustness.LOSSES)}, got {self.pgd_loss!r}")
+        for name, methods in (("margin_method", MARGIN_METHODS), ("local_method", LOCAL_METHODS)):
+            if getattr(self, name) not in methods:
+                raise InputError(f"{name} must be one of {', '.join(methods)}, got {getattr(self, name)!r}")
         return self
+
+    def start_net(self, run: LipschitzRun) -> tuple[int, int]:
+        """``(depth, width)`` of the L2 net ``run`` starts from; :class:`InputError` if none or ambiguous."""
+        widths = [h for d, h in zip(self.depths, self.hidden) if d == run.hidden_layers]
+        if run.width is None and len(widths) == 1:
+            return run.hidden_layers, widths[0]
+        if run.width is not None and run.width in widths:
+            return run.hidden_layers, run.width
+        if run.width is None and widths:
+            raise InputError(
+                f"the Lipschitz net with L_des = {run.L_des} has {run.hidden_layers} hidden layers, "
+                f"trained at widths {widths}: give its width (LipschitzRun(..., width=...))"
+            )
+        width = "" if run.width is None else f" of width {run.width}"
+        raise InputError(
+            f"the Lipschitz net with L_des = {run.L_des} has {run.hidden_layers} hidden layers{width}, but "
+            f"depths = {self.depths}, hidden = {self.hidden} train no L2 net of that shape to start it from"
+        )
+
+    def net_name(self, kind: str, depth: int, width: int, run: LipschitzRun | None = None) -> str:
+        """``nominal-2h``, ``lip-1h-L4-T2``; with the width (``L2-2h128``) where the depth repeats."""
+        name = f"{kind}-{depth}h"
+        if list(self.depths).count(depth) > 1:
+            name += str(width)
+        if run is not None:
+            name += f"-L{run.L_des:g}"
+            if run.T_update_every is not None:
+                name += f"-T{run.T_update_every}"
+        return name
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -309,6 +361,7 @@ class NetReport:
     local_points: int = 0
     margins_time: float = 0.0
     local_time: float = 0.0
+    local_solves: int = 0
     T_updates: int | None = None
     admm_iterations: int | None = None
     model: nn.Sequential | None = field(default=None, repr=False)
@@ -348,6 +401,7 @@ class NetReport:
             "local_points": self.local_points,
             "margins_time": self.margins_time,
             "local_time": self.local_time,
+            "local_solves": self.local_solves,
         }
 
 
@@ -369,15 +423,6 @@ class DigitsResult:
 def eps_key(eps: float) -> str:
     """A radius as summary.json's key: ``0.1 -> "0.1"``, ``1.0 -> "1.0"`` (``repr`` of the float)."""
     return repr(float(eps))
-
-
-def _net_name(kind: str, depth: int, L_des: float | None = None, T_every: int | None = None) -> str:
-    name = f"{kind}-{depth}h"
-    if L_des is not None:
-        name += f"-L{L_des:g}"
-    if T_every is not None:
-        name += f"-T{T_every}"
-    return name
 
 
 def _layer_sizes(n_in: int, hidden: int, depth: int, n_out: int) -> list[int]:
@@ -467,6 +512,7 @@ class TighterCertificates:
     local_points: int
     margins_time: float
     local_time: float
+    local_solves: int = 0  # local SDPs solved (method "sdp")
 
 
 def tighter_certificates(
@@ -474,17 +520,23 @@ def tighter_certificates(
 ) -> TighterCertificates:
     """Certified accuracy from class-pair bounds and from local bounds, beside the global one.
 
-    Pairwise (:func:`pylip.margins.certify_margins`): ``f_y - f_j > L_yj eps`` for
-    all ``j``. Local (:mod:`pylip.local`): margin ``> sqrt(2) L(x0, eps) eps`` with
-    ``L(x0, eps) <= L``; computed on the first ``settings.local_points`` test
-    points that are correct, not already certified globally, and not ruled out
-    by ``margin <= sqrt(2) eps J`` with ``J`` the largest Jacobian norm at ``x0``
-    and at 32 sampled points of the ball (``J <= L(x0, eps)``, so such a point
-    cannot be certified locally). Every other point counts as certified
-    locally iff the global bound certifies it. One hidden layer solves the
-    local SDP per point; deeper nets keep the global ``T`` (``method="fixed_T"``
-    of :func:`pylip.local.certify_local`: their SDPs take seconds each).
-    Class pairs: ``"sdp"`` for one hidden layer, ``"fixed_T"`` deeper (likewise).
+    Pairwise (:func:`pylip.margins.certify_margins`, ``settings.margin_method``):
+    ``f_y - f_j > L_yj eps`` for all ``j``. Local (:mod:`pylip.local`): margin
+    ``> sqrt(2) L(x0, eps) eps`` with ``L(x0, eps) <= L``; computed on the first
+    ``settings.local_points`` test points that are correct, not already certified
+    globally, and not ruled out by ``margin <= sqrt(2) eps J`` with ``J`` the
+    largest Jacobian norm at ``x0`` and at 32 sampled points of the ball (``J <=
+    L(x0, eps)``, so such a point cannot be certified locally). Every other point
+    counts as certified locally iff the global bound certifies it. The cheap
+    ``fixed_T`` bound is tried first, the SDP only where it does not certify.
+
+    The radii are taken in increasing order, and a point that a local bound fails
+    to certify at one radius is not tried at the larger ones: ``L(x0, eps)`` grows
+    with ``eps`` (wider intervals, wider sectors, a smaller feasible set), so the
+    rule ``margin > sqrt(2) L(x0, eps) eps`` would fail there too (up to the
+    engine's 1e-6 gap: skipping can only leave a point uncertified, never certify
+    one). Where the engine solves the SDPs (no ``solver`` named), ``"auto"``
+    solves them at every depth (:func:`local_method`).
     """
     from ..lipsdp.local import certify_local, local_certified
     from ..lipsdp.margins import certify_margins
@@ -496,40 +548,60 @@ def tighter_certificates(
     cert, logits, y = evaluation.certificate, evaluation.logits, data.y_test
     start = time.perf_counter()
     margins_result = certify_margins(weights, logits=False, activation=activation, solver=settings.solver,
-                                     global_certificate=cert)
+                                     method=settings.margin_method, global_certificate=cert)
     margins_time = time.perf_counter() - start
     start = time.perf_counter()
     X = data.X_test.double().numpy()
     margin = robustness.logit_margins(logits, y).numpy()
     n_local = X.shape[0] if settings.local_points is None else min(settings.local_points, X.shape[0])
     jac = jacobian_norms(weights, biases, X[:n_local], activation) if n_local else np.zeros(0)
-    local_method = "sdp" if len(weights) == 2 else "fixed_T"
-    pairwise, local, pair_broken, local_broken = {}, {}, {}, {}
-    for eps in settings.eps:
-        pair_mask = robustness.pairwise_certified_mask(logits, y, margins_result.pair_bounds, eps)
-        local_mask = robustness.certified_mask(logits, y, cert.bound, eps).clone()
-        for k in range(n_local):
-            if local_mask[k] or margin[k] <= 0 or margin[k] <= robustness.SQRT2 * eps * jac[k]:
+    method = local_method(settings, len(weights) - 1)
+    radii = sorted(settings.eps)
+    local_masks = {eps: robustness.certified_mask(logits, y, cert.bound, eps).clone() for eps in radii}
+    solves = 0
+    for k in range(n_local):
+        for eps in radii:
+            if local_masks[eps][k]:
                 continue
+            if margin[k] <= 0 or margin[k] <= robustness.SQRT2 * eps * jac[k]:
+                break
             # a sampled lower bound of L(x, eps) (32 Jacobians in the ball) rules out more points
             lower = sampled_local_lower_bound(weights, biases, X[k], eps, activation=activation,
                                               n_samples=32, rng=k)
             if margin[k] <= robustness.SQRT2 * eps * lower:
-                continue
-            # the cheap fixed-T bound first; the SDP only where it does not certify the point
-            for method in dict.fromkeys(("fixed_T", local_method)):
+                break
+            for tried in dict.fromkeys(("fixed_T", method)):
                 bound = certify_local(weights, biases, X[k], eps, activation=activation,
-                                      solver=settings.solver, method=method, global_certificate=cert)
-                local_mask[k] = local_certified(float(margin[k]), bound)
-                if local_mask[k]:
+                                      solver=settings.solver, method=tried, global_certificate=cert)
+                solves += tried == "sdp"
+                local_masks[eps][k] = local_certified(float(margin[k]), bound)
+                if local_masks[eps][k]:
                     break
+            if not local_masks[eps][k]:
+                break
+    pairwise, local, pair_broken, local_broken = {}, {}, {}, {}
+    for eps in settings.eps:
+        pair_mask = robustness.pairwise_certified_mask(logits, y, margins_result.pair_bounds, eps)
         pairwise[eps] = float(pair_mask.double().mean())
-        local[eps] = float(local_mask.double().mean())
+        local[eps] = float(local_masks[eps].double().mean())
         pair_broken[eps] = robustness.check_certified_subset(pair_mask, evaluation.robust[eps])
-        local_broken[eps] = robustness.check_certified_subset(local_mask, evaluation.robust[eps])
+        local_broken[eps] = robustness.check_certified_subset(local_masks[eps], evaluation.robust[eps])
     return TighterCertificates(pairwise, local, pair_broken, local_broken, margins_result.pair_bounds,
-                               margins_result.method, local_method, n_local, margins_time,
-                               time.perf_counter() - start)
+                               margins_result.method, method, n_local, margins_time,
+                               time.perf_counter() - start, solves)
+
+
+def local_method(settings: DigitsSettings, hidden_layers: int) -> str:
+    """``settings.local_method``, with ``"auto"`` resolved for a net of ``hidden_layers`` hidden layers.
+
+    ``"sdp"`` where the engine solves the local SDPs (no ``solver`` named; per
+    ball, CPU: 0.1 s at 64-16-16-10, 0.7-1.0 s at 64-64-64-10, 3.7-4.4 s at
+    64-128-128-10, :mod:`pylip.local`), else ``"sdp"`` for one hidden layer and
+    ``"fixed_T"`` deeper (cvxpy's deep SDPs take seconds each even at 64-16-16-10).
+    """
+    if settings.local_method != "auto":
+        return settings.local_method
+    return "sdp" if settings.solver is None or hidden_layers == 1 else "fixed_T"
 
 
 def run(
@@ -583,14 +655,15 @@ def run(
             f"L = {report.bound:.4g} (trivial {report.trivial_bound:.4g}), certified (global/pairwise/"
             f"local) at eps = {radii}: {shares}; train {report.train_time:.1f} s, certify "
             f"{report.certify_time:.1f} s, pairs {report.margins_time:.1f} s, local "
-            f"{report.local_time:.1f} s ({report.local_points} points), attack {report.attack_time:.1f} s"
+            f"{report.local_time:.1f} s ({report.local_points} points, {report.local_solves} SDPs), "
+            f"attack {report.attack_time:.1f} s"
         )
 
     for depth, width in zip(settings.depths, settings.hidden):
         sizes = _layer_sizes(n_in, width, depth, n_out)
         starts: dict[str, tuple[nn.Sequential, Certificate]] = {}
         for kind, l2 in (("nominal", 0.0), ("L2", settings.l2)):
-            name = _net_name(kind, depth)
+            name = settings.net_name(kind, depth, width)
             shape = "-".join(map(str, sizes))
             phase(f"{name}: training {shape} ({settings.epochs} epochs, Adam, l2 = {l2:g})")
             start = time.perf_counter()
@@ -614,12 +687,13 @@ def run(
                 certified_not_attacked=ev.violations, train_time=train_time, certify_time=ev.certify_time,
                 attack_time=ev.attack_time, model=model, certificate=cert, **_tighter_fields(tight),
             ))
-        for lip in (r for r in settings.lipschitz if r.hidden_layers == depth):
-            name = _net_name("lip", depth, lip.L_des, lip.T_update_every)
+        start_name = settings.net_name("L2", depth, width)
+        for lip in (r for r in settings.lipschitz if settings.start_net(r) == (depth, width)):
+            name = settings.net_name("lip", depth, width, lip)
             base_model, base_cert = starts["L2"]
             every = f", T re-solved every {lip.T_update_every} iterations" if lip.T_update_every else ""
             phase(
-                f"{name}: ADMM from {_net_name('L2', depth)} (L = {base_cert.bound:.4g}), enforcing "
+                f"{name}: ADMM from {start_name} (L = {base_cert.bound:.4g}), enforcing "
                 f"L_des = {lip.L_des:g}, {settings.admm_iterations} iterations of "
                 f"{settings.epochs_per_iteration} epochs{every}"
             )
@@ -629,6 +703,7 @@ def run(
                 mode="enforce", L_des=lip.L_des, rho=settings.rho, iterations=settings.admm_iterations,
                 epochs_per_iteration=settings.epochs_per_iteration, T_update_every=lip.T_update_every,
                 solver=settings.solver, initial_T=base_cert.T,
+                step_method="structured" if settings.solver is None else "auto",
             )
             fit_config = mt.FitConfig(
                 epochs=settings.epochs_per_iteration, batch_size=settings.batch_size, lr=settings.admm_lr,
@@ -645,7 +720,7 @@ def run(
             cert = ev.certificate
             add(NetReport(
                 name=name, kind="lipschitz", hidden_layers=depth, layer_sizes=sizes, L_des=lip.L_des,
-                T_update_every=lip.T_update_every, start=_net_name("L2", depth), clean_accuracy=ev.clean,
+                T_update_every=lip.T_update_every, start=start_name, clean_accuracy=ev.clean,
                 bound=cert.bound, trivial_bound=cert.trivial_bound, certified_accuracy=ev.certified,
                 attacked_accuracy=ev.attacked, certified_not_attacked=ev.violations, train_time=train_time,
                 certify_time=ev.certify_time, attack_time=ev.attack_time, training_bound=float(trained.bound),
@@ -670,7 +745,7 @@ def _tighter_fields(tight: TighterCertificates) -> dict[str, Any]:
         pairwise_not_attacked=tight.pairwise_not_attacked, local_not_attacked=tight.local_not_attacked,
         pair_bounds=tight.pair_bounds.tolist(), margin_method=tight.method, local_method=tight.local_method,
         local_points=tight.local_points,
-        margins_time=tight.margins_time, local_time=tight.local_time,
+        margins_time=tight.margins_time, local_time=tight.local_time, local_solves=tight.local_solves,
     )
 
 

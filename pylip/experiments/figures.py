@@ -76,17 +76,17 @@ def plot_tradeoff(result: Any, path: Path) -> Path:
     """Robust accuracy against the l2 radius, one curve per net: certified solid, attacked dashed.
 
     ``result`` is a :class:`pylip.digits.DigitsResult` (or anything with
-    ``nets`` carrying ``name``, ``hidden_layers``, ``clean_accuracy``,
+    ``nets`` carrying ``name``, ``layer_sizes``, ``clean_accuracy``,
     ``bound`` and the ``certified_accuracy`` / ``attacked_accuracy`` mappings
-    from radius to accuracy). One panel per depth; every curve starts at
-    ``eps = 0`` with the clean accuracy.
+    from radius to accuracy). One panel per architecture (``64-32-10``, ...);
+    every curve starts at ``eps = 0`` with the clean accuracy.
     """
     plt = _pyplot()
-    depths = sorted({net.hidden_layers for net in result.nets})
-    fig, axes = plt.subplots(1, len(depths), figsize=(6.2 * len(depths), 4.6), sharey=True, squeeze=False)
+    shapes = list(dict.fromkeys(tuple(net.layer_sizes) for net in result.nets))
+    fig, axes = plt.subplots(1, len(shapes), figsize=(6.2 * len(shapes), 4.6), sharey=True, squeeze=False)
     colors = plt.get_cmap("tab10").colors
-    for ax, depth in zip(axes[0], depths):
-        for i, net in enumerate(n for n in result.nets if n.hidden_layers == depth):
+    for ax, shape in zip(axes[0], shapes):
+        for i, net in enumerate(n for n in result.nets if tuple(n.layer_sizes) == shape):
             radii = sorted(net.certified_accuracy)
             eps = [0.0, *radii]
             color = colors[i % len(colors)]
@@ -95,7 +95,7 @@ def plot_tradeoff(result: Any, path: Path) -> Path:
             ax.plot(eps, [net.clean_accuracy, *(net.attacked_accuracy[e] for e in radii)], "--",
                     color=color, linewidth=1.2)
         ax.set(xlabel=r"$\ell_2$ radius $\varepsilon$ (pixels in [0, 1])",
-               title=f"{depth} hidden layer{'s' if depth > 1 else ''}", ylim=(-0.02, 1.02))
+               title="-".join(map(str, shape)), ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7.5, loc="upper right")
     axes[0][0].set_ylabel("test accuracy: certified (solid), under PGD (dashed)")

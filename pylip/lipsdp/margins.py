@@ -12,17 +12,28 @@ the global rule), and each pair bound is capped there.
 
 Two ways to get ``L_ij`` (``method``):
 
-* ``"sdp"``: the SDP (6) for each pair network (:func:`pylip.certify`); tight,
-  one solve per pair. One hidden layer uses the reduced formulation (a
-  ``(min(n_x, n_h) + 1)``-square cone: cheap), compiled once for all pairs with
-  the row as a cvxpy parameter (:class:`ReducedPairProblem`); deeper nets solve
-  with ``W0`` reduced to its row space (:func:`certify_reduced_input`).
+* ``"sdp"``: the SDP (6) for each pair network; tight, one solve per pair.
+  Where :func:`pylip.certify` would take the engine (deep nets, and one hidden
+  layer whose pair cone ``min(n_x, n_h) + 1`` has at least 30 rows, no solver
+  named), each pair is solved by the engine alone (:func:`auxiliary_certificate`;
+  a pair on which it stalls gets the ``"fixed_T"`` bound). Otherwise one hidden
+  layer uses the reduced formulation, compiled once for all pairs with the row
+  as a cvxpy parameter (:class:`ReducedPairProblem`), and deeper nets solve with
+  ``W0`` reduced to its row space (:func:`certify_reduced_input`).
 * ``"fixed_T"``: the global certificate's multiplier ``T`` with each pair's
   own smallest ``L^2`` for it, a Schur complement
   (:func:`pylip.lmi.minimal_squared_bound`) and no SDP. Since
   ``c c' <= 2 W_l' W_l`` for ``c' = (e_i - e_j)' W_l``, this is never above
   ``sqrt(2) L``; cheaper by the number of pairs, looser than ``"sdp"``.
-* ``"auto"`` (default): ``"sdp"`` for one hidden layer, ``"fixed_T"`` deeper.
+* ``"auto"`` (default): ``"sdp"`` for one hidden layer, and for deeper nets
+  where the engine solves the pair SDPs; ``"fixed_T"`` for deeper nets with a
+  named solver (cvxpy: 10 x the global bound's time at 64-16-16-10). With the
+  engine, the 45 pairs of the digits example's nominal and L2 nets (CPU
+  seconds; ``bench/margins.py`` measures random nets) took 2.5 s at
+  64-16-16-10 (mean ``L_ij / (sqrt(2) L)`` 0.58 against 0.73 with
+  ``"fixed_T"``, 0.16 s), 23 s at 64-64-64-10 (0.57-0.63
+  against 0.81-0.83, 0.6-0.8 s) and 122 s at 64-128-128-10 (0.67 against 0.88,
+  1.8 s): about 45 times the global bound, for bounds a quarter tighter.
 
 Every bound is proven for the weights as given (:func:`pylip.certify`'s proof
 and repair). The difference row ``W_l[i] - W_l[j]`` is formed in float64; if
@@ -49,6 +60,8 @@ from .certificate import (
     REPAIR_TOLERANCE,
     Certificate,
     _checked_certificate,
+    _engine_only_certificate,
+    _engine_solves,
     _repair_size,
     certify,
     slope_sector,
@@ -125,7 +138,7 @@ def certify_margins(
         global_certificate = as_certificate_of(global_certificate, "global_certificate", matrices)
     glob = global_certificate or certify(matrices, **options)
     if method == "auto":
-        method = "sdp" if len(matrices) <= 2 else "fixed_T"
+        method = "sdp" if len(matrices) <= 2 or _engine_solves_pairs(matrices, options) else "fixed_T"
     start = time.perf_counter()
     cap = _sqrt2_times(glob.bound)
     pair_bounds = np.full((n_out, n_out), np.inf)
@@ -198,11 +211,25 @@ def _sqrt2_times(bound: float) -> float:
     return float(np.nextafter(math.sqrt(2.0) * bound * (1.0 + 4 * UNIT), np.inf))
 
 
+def _engine_solves_pairs(matrices: list[np.ndarray], options: dict[str, Any]) -> bool:
+    """Whether :func:`pylip.certify` would solve a pair network ``[W0, ..., c']`` with the engine."""
+    pair_net = [*matrices[:-1], np.ones((1, matrices[-1].shape[1]))]
+    alpha, beta = options["alpha"], options["beta"]
+    return _engine_solves(pair_net, alpha, beta, options["activation"], options["solver"])
+
+
 def _compiled_pair_problem(
     matrices: list[np.ndarray], method: str, options: dict[str, Any]
 ) -> ReducedPairProblem | None:
-    """One hidden layer, ``"sdp"``: the pair SDP compiled once (``bench/margins.py`` measures the gain)."""
-    if method != "sdp" or len(matrices) != 2:
+    """One hidden layer, ``"sdp"``, pair cones too small for the engine: the pair SDP compiled once.
+
+    Where :func:`pylip.certify` would take the engine for the pair network (a
+    reduced cone ``min(n_x, n_h) + 1`` of at least ``ENGINE_CONE`` rows, no
+    solver named) each pair is solved by the engine instead: for 45 pairs
+    (``bench/margins.py``, CPU time) 64-16-10 compiled 1.05 s against the engine
+    1.54 s, but 64-32-10 15.7 s against 2.9 s and 64-128-10 157 s against 35 s.
+    """
+    if method != "sdp" or len(matrices) != 2 or _engine_solves_pairs(matrices, options):
         return None
     a, b = slope_sector(options["activation"], options["alpha"], options["beta"], [matrices[0].shape[0]])
     return ReducedPairProblem(matrices[0], a, b, solver=options["solver"])
@@ -248,7 +275,12 @@ def _solved_one_output(
             return cert
         return certify(net, **options)
     if method == "sdp" or not np.any(row):
-        return certify_reduced_input(net, **options)
+        try:
+            return auxiliary_certificate(net, **options)
+        except (SolverError, CertificateError):
+            if not np.any(row):
+                raise
+            # the engine stalled on this pair: the global T with the pair's own L, as "fixed_T"
     structure = lmi.network_structure(net)
     T = glob.T
     a, b = slope_sector(options["activation"], options["alpha"], options["beta"],
@@ -265,6 +297,22 @@ def _solved_one_output(
         )
     except CertificateError:
         return glob
+
+
+def auxiliary_certificate(weights: list[np.ndarray], **options: Any) -> Certificate:
+    """The proven certificate of one of many SDPs that sharpen a global bound (class pairs, local balls).
+
+    Where :func:`pylip.certify` would solve it with the engine, the engine alone
+    at a relative gap of ``AUXILIARY_TOLERANCE`` (1e-6; the bound is proven as
+    always): a stall raises :class:`SolverError` at once, and the caller takes
+    the global certificate's ``T`` instead of waiting for the cvxpy solvers
+    (minutes on a 64-128-128-10 ball). Elsewhere :func:`certify_reduced_input`.
+    ``options``: ``activation``, ``alpha``, ``beta``, ``solver`` of :func:`pylip.certify`.
+    """
+    activation, alpha, beta = options.get("activation", "tanh"), options.get("alpha"), options.get("beta")
+    if _engine_solves(weights, alpha, beta, activation, options.get("solver")):
+        return _engine_only_certificate(weights, alpha, beta, activation)
+    return certify_reduced_input(weights, **options)
 
 
 def certify_reduced_input(weights: list[np.ndarray], **options: Any) -> Certificate:

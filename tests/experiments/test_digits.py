@@ -118,8 +118,9 @@ def test_every_certified_point_survives_the_attack(run_and_files):
 def test_pairwise_and_local_lie_between_global_and_attacked(summary):
     for net in summary:
         assert net["local_points"] == digits.DigitsSettings.miniature().local_points
-        method = "sdp" if net["hidden_layers"] == 1 else "fixed_T"
-        assert net["margin_method"] == net["local_method"] == method
+        # the engine solves pair and local SDPs at every depth (no solver named)
+        assert net["margin_method"] == net["local_method"] == "sdp"
+        assert isinstance(net["local_solves"], int) and net["local_solves"] >= 0
         pair = np.array(net["pair_bounds"])
         assert pair.shape == (10, 10) and np.all(pair <= np.sqrt(2) * net["bound"] * (1 + 1e-15))
         for eps, glob in net["certified_accuracy"].items():
@@ -219,7 +220,7 @@ def test_command_line_runs_the_example(run_and_files, tmp_path, capsys):
 def test_settings_are_validated():
     with pytest.raises(InputError, match="hidden must give one width >= 1 per depth"):
         digits.DigitsSettings.miniature(hidden=(8,)).validate()
-    with pytest.raises(InputError, match="no L2 net of that depth"):
+    with pytest.raises(InputError, match="no L2 net of that shape"):
         digits.DigitsSettings.miniature(depths=(1,), hidden=(8,)).validate()
     with pytest.raises(InputError, match="eps must be a finite number >= 0"):
         digits.DigitsSettings.miniature(eps=(0.1, -1.0)).validate()
@@ -230,5 +231,34 @@ def test_settings_are_validated():
     quick, full = digits.DigitsSettings.quick(), digits.DigitsSettings.full()
     assert quick.validate() and full.validate()
     assert any(run.T_update_every for run in full.lipschitz)
-    assert {run.hidden_layers for run in full.lipschitz} == {1, 2}
+    assert {full.start_net(run) for run in full.lipschitz} == {(1, 32), (2, 64), (2, 128)}
+    with pytest.raises(InputError, match="margin_method must be one of"):
+        digits.DigitsSettings.miniature(margin_method="exact").validate()
     assert digits.eps_key(0.1) == "0.1" and digits.eps_key(1) == "1.0"
+
+
+def test_one_depth_at_two_widths():
+    two = digits.DigitsSettings.miniature(
+        depths=(1, 2, 2), hidden=(8, 6, 10),
+        lipschitz=(digits.LipschitzRun(1, 3.0), digits.LipschitzRun(2, 3.0, T_update_every=2, width=10)),
+    ).validate()
+    assert two.start_net(two.lipschitz[0]) == (1, 8) and two.start_net(two.lipschitz[1]) == (2, 10)
+    assert two.net_name("L2", 1, 8) == "L2-1h"  # a depth trained once keeps its old name
+    assert two.net_name("L2", 2, 10) == "L2-2h10"
+    assert two.net_name("lip", 2, 10, two.lipschitz[1]) == "lip-2h10-L3-T2"
+    with pytest.raises(InputError, match="give its width"):
+        digits.DigitsSettings.miniature(depths=(2, 2), hidden=(6, 10),
+                                        lipschitz=(digits.LipschitzRun(2, 3.0),)).validate()
+    with pytest.raises(InputError, match="of width 12, but"):
+        digits.DigitsSettings.miniature(depths=(2, 2), hidden=(6, 10),
+                                        lipschitz=(digits.LipschitzRun(2, 3.0, width=12),)).validate()
+    with pytest.raises(InputError, match="repeat a net"):
+        digits.DigitsSettings.miniature(depths=(2, 2), hidden=(6, 6), lipschitz=()).validate()
+
+
+def test_local_method_auto_is_the_sdp_where_the_engine_solves_it():
+    engine = digits.DigitsSettings.miniature()
+    named = digits.DigitsSettings.miniature(solver="CLARABEL")
+    assert digits.local_method(engine, 2) == digits.local_method(engine, 1) == "sdp"
+    assert digits.local_method(named, 1) == "sdp" and digits.local_method(named, 2) == "fixed_T"
+    assert digits.local_method(digits.DigitsSettings.miniature(local_method="fixed_T"), 1) == "fixed_T"

@@ -132,3 +132,27 @@ def test_a_failing_local_solver_falls_back_to_the_global_T(monkeypatch):
     assert local.bound == fixed.bound <= glob.bound
     with pytest.raises(pylip.SolverError):
         certify_local(weights, biases, x0, 0.1)
+
+
+def test_deep_local_sdp_by_the_engine_and_a_stall_takes_the_global_T_without_cvxpy(monkeypatch):
+    from pylip.lipsdp import certificate, engine
+    from pylip.lipsdp.certificate import ENGINE_SOLVER
+
+    weights, biases = _net(11, [5, 7, 7, 3])
+    glob = pylip.certify(weights)
+    x0 = np.random.default_rng(12).standard_normal(5)
+    solved = certify_local(weights, biases, x0, 0.3, global_certificate=glob)
+    assert solved.certificate.solver == ENGINE_SOLVER and solved.certificate.prove(weights).holds
+    fixed = certify_local(weights, biases, x0, 0.3, method="fixed_T", global_certificate=glob)
+    assert solved.bound <= fixed.bound * (1 + 1e-6)
+
+    def stall(*args, **kwargs):
+        raise pylip.SolverError("the engine stalled (simulated)")
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the cvxpy solvers must not be tried for a local ball")
+
+    monkeypatch.setattr(engine, "solve_certificate_sdp", stall)
+    monkeypatch.setattr(certificate, "_fallback_certificates", no_fallback)
+    stalled = certify_local(weights, biases, x0, 0.3, global_certificate=glob)
+    assert stalled.bound == fixed.bound and stalled.certificate.solver == "fixed_T"

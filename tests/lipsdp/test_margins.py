@@ -164,3 +164,62 @@ def test_a_failing_solver_leaves_the_global_caps(monkeypatch):
     cap = result.pair_bounds[np.triu_indices(3, 1)]
     assert np.all(cap >= SQRT2 * glob.bound) and np.all(cap <= SQRT2 * glob.bound * (1 + 1e-15))
     assert np.all(result.logit_bounds == glob.bound)
+
+
+def test_auto_solves_deep_pairs_with_the_engine_and_a_named_solver_keeps_fixed_T():
+    from pylip.lipsdp.certificate import ENGINE_SOLVER
+
+    weights = _net(19, [5, 6, 6, 3])
+    engine = certify_margins(weights, logits=False)
+    assert engine.method == "sdp"
+    assert all(cert.solver == ENGINE_SOLVER for cert in engine.certificates.values())
+    named = certify_margins(weights, logits=False, solver="CLARABEL")
+    assert named.method == "fixed_T"
+    assert np.all(engine.pair_bounds <= named.pair_bounds * (1 + 1e-6))
+
+
+def test_wide_single_layer_pairs_go_to_the_engine_and_match_the_compiled_problem():
+    from pylip.lipsdp.certificate import ENGINE_SOLVER
+    from pylip.lipsdp.margins import ReducedPairProblem
+
+    weights = _net(20, [40, 32, 3])  # pair cone min(40, 32) + 1 = 33 >= ENGINE_CONE
+    result = certify_margins(weights, method="sdp", logits=False)
+    compiled = ReducedPairProblem(weights[0], 0.0, 1.0)
+    for (i, j), cert in result.certificates.items():
+        row, _ = difference_row(weights[-1], i, j)
+        assert cert.solver == ENGINE_SOLVER and cert.prove([weights[0], row]).holds
+        assert result.pair(i, j) == pytest.approx(compiled.certify(row).bound, rel=2e-6)
+
+
+def test_a_stalling_engine_leaves_a_deep_pair_its_fixed_T_bound_without_trying_cvxpy(monkeypatch):
+    from pylip.lipsdp import certificate, margins
+
+    def stall(*args, **kwargs):
+        raise pylip.SolverError("the engine stalled (simulated)")
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("the cvxpy solvers must not be tried for a class pair")
+
+    weights = _net(21, [5, 6, 6, 3])
+    fixed = certify_margins(weights, method="fixed_T", logits=False)
+    monkeypatch.setattr(margins, "_engine_only_certificate", stall)
+    monkeypatch.setattr(certificate, "_fallback_certificates", no_fallback)
+    stalled = certify_margins(weights, method="sdp", logits=False)
+    np.testing.assert_array_equal(stalled.pair_bounds, fixed.pair_bounds)
+
+
+def test_the_auxiliary_certificate_is_the_engine_at_its_looser_gap():
+    from pylip.lipsdp.certificate import AUXILIARY_TOLERANCE, ENGINE_SOLVER
+    from pylip.lipsdp.margins import auxiliary_certificate
+
+    weights = _net(22, [6, 9, 7, 4])
+    alpha = np.linspace(0.0, 0.3, 16)
+    beta = np.linspace(0.5, 1.0, 16)
+    aux = auxiliary_certificate(weights, alpha=alpha, beta=beta)
+    full = pylip.certify(weights, alpha=alpha, beta=beta)
+    assert aux.solver == full.solver == ENGINE_SOLVER and aux.prove(weights).holds
+    # both are proven, so above the optimum; certify's within BOUND_GAP = 1e-7 of it, the
+    # auxiliary one within its relative gap of 1e-6 on L^2
+    assert full.bound * (1 - 1e-6) <= aux.bound <= full.bound * (1 + AUXILIARY_TOLERANCE)
+    named = auxiliary_certificate(weights, alpha=alpha, beta=beta, solver="CLARABEL")
+    assert named.solver == "CLARABEL"

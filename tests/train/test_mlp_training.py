@@ -188,6 +188,8 @@ def test_admm_config_validation():
         ADMMConfig(L_des=1.0, T_update_every=0)
     with pytest.raises(InputError, match="rho"):
         ADMMConfig(L_des=1.0, rho=-1.0)
+    with pytest.raises(InputError, match="step_method must be one of"):
+        ADMMConfig(L_des=1.0, step_method="dense")
 
 
 def check_theorem_8(records, L_des, beta=1.0):
@@ -226,6 +228,40 @@ def test_enforce_keeps_L_des_after_every_iteration():
     assert [h["iteration"] for h in result.history] == [1, 2, 3, 4]
     assert all(h["bound"] == pytest.approx(L_des, rel=1e-12) for h in result.history)
     assert accuracy(result.model, X, y) > 0.5
+
+
+@pytest.mark.parametrize("step_method, structured", [("structured", True), ("auto", False)])
+def test_one_hidden_layer_takes_the_structured_step_on_request(monkeypatch, step_method, structured):
+    """step_method="structured": one hidden layer's step (10b) by the barrier method; Theorem 8 holds."""
+    from pylip.admm import deep_step
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return solve_deep_step(*args, **kwargs)
+
+    solve_deep_step = deep_step.solve_deep_step
+    monkeypatch.setattr(deep_step, "solve_deep_step", counted)
+    X, y = blobs()
+    model = mlp((3, 8, 3), seed=1)
+    fit(model, X, y, FitConfig(epochs=10, lr=1e-2, batch_size=32), progress=False)
+    L_des = pylip.certify(mlp_weights(model)).bound / 3
+    records = []
+    result = train_lipschitz(
+        model, X, y, ADMMConfig(L_des=L_des, iterations=2, step_method=step_method), FitConfig(lr=1e-2),
+        progress=False, callback=records.append,
+    )
+    assert bool(calls) == structured
+    check_theorem_8(records, L_des)
+    assert result.bound <= L_des
+
+
+def test_the_original_one_layer_step_has_no_method_to_choose():
+    from pylip.admm.family import lipschitz_step
+
+    with pytest.raises(InputError, match="use formulation='layers'"):
+        lipschitz_step((3, 8, 3), np.eye(8), formulation="auto", method="structured")
 
 
 def test_two_runs_with_the_same_seed_are_identical():
