@@ -343,7 +343,9 @@ def certify(
             "alpha = 0; use formulation='structured' for anything else"
         )
     reducible = len(matrices) == 2 and form in reduced.REDUCED_FORMS
-    engine_sector = not per_neuron and float(np.min(a)) < float(np.min(b)) and float(np.min(b)) > 0.0
+    # the engine takes one sector alpha < beta, beta > 0; for one hidden layer also per-neuron sectors
+    engine_sector = (not per_neuron and float(np.min(a)) < float(np.min(b)) and float(np.min(b)) > 0.0) or (
+        per_neuron and len(matrices) == 2)
     if formulation == "auto":
         formulation = _automatic_formulation(matrices, form, solver, reducible, engine_sector)
     if formulation == "engine":
@@ -351,8 +353,9 @@ def certify(
             raise InputError(f"formulation='engine' solves form 'neuron' or 'layer', got form={form!r}")
         if not engine_sector:
             raise InputError(
-                "formulation='engine' takes one sector alpha < beta (beta > 0) for every neuron; use "
-                "formulation='structured' for per-neuron or degenerate (alpha = beta) sectors"
+                "formulation='engine' takes one sector alpha < beta (beta > 0) for every neuron, or "
+                "per-neuron sectors for one hidden layer; use formulation='structured' for per-neuron "
+                "sectors of deeper nets or a degenerate (alpha = beta) sector"
             )
         if solver is not None:
             raise InputError(
@@ -566,12 +569,12 @@ def _engine_certificate(
     form: str,
     matrices: list[np.ndarray],
     structure: lmi.NetworkStructure,
-    alpha: float,
-    beta: float,
+    alpha: Sector,
+    beta: Sector,
     margin: float,
 ) -> Certificate:
     """Solve (6) with :mod:`pylip.engine` on exactly rescaled weights; prove it as any solver's point."""
-    scaling = _Normalization(matrices, fold_beta=max(abs(alpha), abs(beta)))
+    scaling = _Normalization(matrices, fold_beta=np.maximum(np.abs(alpha), np.abs(beta)))
     a, b = scaling.sector(alpha, beta)
     # the margin applies to the scaled LMI, as in the structured formulation
     result = engine.solve_certificate_sdp(scaling.weights, a, b, form=form, margin=margin)

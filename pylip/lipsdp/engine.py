@@ -145,6 +145,9 @@ def solve_certificate_sdp(
     Best called with weights of about unit spectral norm (``pylip.certify``
     scales them exactly by powers of two first). ``margin >= 0`` solves
     ``P(L^2, T) <= -margin I`` instead of ``P <= 0`` (``certify``'s margin).
+    One hidden layer (two matrices) is solved on its Schur form by
+    :func:`pylip.lipsdp.one_layer.solve_one_layer_sdp`, which also takes
+    per-neuron sectors and a margin vector.
 
     Raises:
         InputError: a form other than ``"neuron"``/``"layer"``, a bad sector or
@@ -154,6 +157,11 @@ def solve_certificate_sdp(
     It runs with one BLAS thread (:mod:`pylip.blas`; ``$PYLIP_THREADS``
     changes it): two were several times slower on the reference machine.
     """
+    if len(weights) == 2:
+        from .one_layer import solve_one_layer_sdp  # imported here: it imports EngineResult from this module
+
+        return solve_one_layer_sdp(weights, alpha, beta, form=form, tol=tol, max_steps=max_steps,
+                                   margin=margin)
     start = time.perf_counter()
     lmi_data = _lmi_data(weights, alpha, beta, form, tol, margin)
     with blas_threads():
