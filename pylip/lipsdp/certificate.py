@@ -39,7 +39,7 @@ from .solvers import SOLVER_ENV_VAR, installed_solvers, resolve_solver, solve, v
 FORMS = ("neuron", "layer", "network")
 FORMULATIONS = ("auto", "reduced", "structured", "original", "engine")
 # one hidden layer: auto uses the engine from this reduced-cone size on (_automatic_formulation)
-ENGINE_CONE = 30
+ENGINE_CONE = 15
 STRUCTURED_SOLVER = "CVXOPT"  # the structured form's default where installed (_default_solver)
 ENGINE_SOLVER = "PYLIP-ENGINE"
 DEFAULT_MARGIN = 1e-9  # the original asks for P <= -1e-9 I
@@ -287,14 +287,17 @@ def certify(
             unique at the optimum).
 
             * ``"auto"`` (default): ``"engine"`` for forms ``"neuron"``/``"layer"``
-              with one sector and no solver named (argument or ``$PYLIP_SOLVER``),
-              for two or more hidden layers, and for one hidden layer whose
+              with no solver named (argument or ``$PYLIP_SOLVER``), for two or
+              more hidden layers with one sector, and for one hidden layer whose
               reduced PSD cone ``min(n_x, n_h) + min(n_y, n_h)`` has at least
-              30 rows (784-50-10, say; measured faster there); else ``"reduced"``
-              for one hidden layer with a diagonal ``T``; else ``"structured"``.
+              15 rows or whose sectors are per neuron (measured faster, and
+              tighter with neurons fixed on); else ``"reduced"`` for one hidden
+              layer with a diagonal ``T``; else ``"structured"``.
             * ``"engine"``: pylip's own primal-dual interior-point method on
-              the LMI's structure (:mod:`pylip.engine`), forms ``"neuron"`` and
-              ``"layer"``, any depth; ``solver`` must not be given.
+              the LMI's structure (:mod:`pylip.engine`; one hidden layer:
+              :mod:`pylip.lipsdp.one_layer`), forms ``"neuron"`` and ``"layer"``,
+              any depth, per-neuron sectors for one hidden layer; ``solver``
+              must not be given.
             * ``"reduced"``: one hidden layer only. LMI (7) with the middle
               block ``-2T`` eliminated by a Schur complement, ``1/t_k`` replaced
               by ``s_k`` with ``s_k t_k >= 1`` (exact), and ``W0`` (``W1``)
@@ -347,7 +350,7 @@ def certify(
     engine_sector = (not per_neuron and float(np.min(a)) < float(np.min(b)) and float(np.min(b)) > 0.0) or (
         per_neuron and len(matrices) == 2)
     if formulation == "auto":
-        formulation = _automatic_formulation(matrices, form, solver, reducible, engine_sector)
+        formulation = _automatic_formulation(matrices, form, solver, reducible, engine_sector, per_neuron)
     if formulation == "engine":
         if form not in engine.ENGINE_FORMS:
             raise InputError(f"formulation='engine' solves form 'neuron' or 'layer', got form={form!r}")
@@ -542,23 +545,28 @@ def _default_solver(formulation: str, solver: str | None) -> str | None:
 
 
 def _automatic_formulation(
-    matrices: list[np.ndarray], form: str, solver: str | None, reducible: bool, engine_sector: bool
+    matrices: list[np.ndarray], form: str, solver: str | None, reducible: bool, engine_sector: bool,
+    per_neuron: bool = False,
 ) -> str:
     """``formulation="auto"``: the fastest exact one (measured in ``bench/engine.py``).
 
-    One hidden layer: the reduced form's PSD cone has ``min(n_x, n_h) + min(n_y,
-    n_h)`` rows, and Clarabel's cost grows steeply with it; the engine's with
-    ``min(n_x, n_h) + n_h``. Measured (2 cores, loaded, median of 3): cone 20
-    (10-100-10) 0.35 s engine, 0.31 s reduced; cone 40 (30-100-10) 0.47 s
-    against 4.9 s; cone 60 (784-50-10) 0.85 s against 17.7 s; cone 266
-    (784-256-10) the reduced form does not fit in memory. So the engine from a
-    cone of ``ENGINE_CONE`` rows on.
+    One hidden layer (:mod:`pylip.lipsdp.one_layer` against the reduced form with
+    Clarabel, whose PSD cone has ``min(n_x, n_h) + min(n_y, n_h)`` rows; certify's
+    CPU time, 2 loaded cores, median of 5): below a cone of 15 the reduced form is
+    5-30 ms faster (1-10-1 10 ms against 18 ms, 8-64-4 20 against 26); from 15 on
+    the engine is faster in the neuron form (10-50-5, cone 15: 22 ms against 29;
+    10-100-10 38 against 120; 30-100-10 46 against 1970; 784-50-10 0.12 s against
+    4.5 s) and as fast in the layer form (10-100-10 51 against 52 ms). So the
+    engine from a cone of ``ENGINE_CONE`` rows on, and for per-neuron sectors at
+    every size: with neurons fixed on (``[1, 1]``, local ReLU bounds) its bounds are
+    2e-5 to 6e-5 tighter (its finite multipliers for them are chosen against the
+    proof's rounding) and 30-100-10 took 0.07 s against 61 s.
     """
     named = solver is not None or bool(os.environ.get(SOLVER_ENV_VAR))
     if reducible:
         n_h, n_x, n_y = matrices[0].shape[0], matrices[0].shape[1], matrices[1].shape[0]
         cone = min(n_x, n_h) + min(n_y, n_h)
-        wide = cone >= ENGINE_CONE and form in engine.ENGINE_FORMS and engine_sector
+        wide = (cone >= ENGINE_CONE or per_neuron) and form in engine.ENGINE_FORMS and engine_sector
         return "engine" if wide and not named else "reduced"
     if len(matrices) > 2 and form in engine.ENGINE_FORMS and engine_sector and not named:
         return "engine"
