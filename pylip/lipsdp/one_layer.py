@@ -125,8 +125,7 @@ class _Data:
     def per_neuron(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each neuron's ``t`` and ``s`` at ``y`` (0 where dropped)."""
         x, s, _ = self.parts(y)
-        return (np.where(self.owner >= 0, x[np.maximum(self.owner, 0)], 0.0),
-                np.where(self.slot >= 0, s[np.maximum(self.slot, 0)], 0.0))
+        return np.append(x, 0.0)[self.owner], np.append(s, 0.0)[self.slot]  # index -1: the 0 appended
 
     def g_part(self, y: np.ndarray) -> np.ndarray:
         """The linear part ``G(y) - G0``."""
@@ -521,8 +520,10 @@ def _start(data: _Data, y: np.ndarray) -> _State:
 def _onto(index: np.ndarray, count: int, rows: np.ndarray) -> np.ndarray:
     """Rows per neuron summed into rows per variable (``index[i]``: neuron ``i``'s, -1: none)."""
     kept = np.flatnonzero(index >= 0)
-    if kept.size == count:  # one neuron per variable, in order
-        return rows[kept]
+    if kept.size == count:  # one neuron per variable (each variable has one at least)
+        result = np.empty((count, *rows.shape[1:]))
+        result[index[kept]] = rows[kept]
+        return result
     indicator = scipy.sparse.csr_matrix((np.ones(kept.size), (index[kept], kept)), shape=(count, index.size))
     return np.asarray(indicator @ rows)
 

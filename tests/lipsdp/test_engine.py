@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -15,34 +17,40 @@ SECTORS = {"tanh": (0.0, 1.0), "relu": (0.0, 1.0), "sigmoid": (0.0, 0.25)}
 
 
 def reference_bound(
-    weights: list[np.ndarray], alpha: float, beta: float, form: str = "neuron", margin: float = 0.0
+    weights: list[np.ndarray], alpha: Any, beta: Any, form: str = "neuron", margin: Any = 0.0
 ) -> float:
-    """LipSDP (6) written out directly: z = [x; x1; ...; xl], P = sum of one quadratic form per layer."""
+    """LipSDP (6) written out directly: z = [x; x1; ...; xl], P = sum of one quadratic form per layer.
+
+    ``alpha``, ``beta``: numbers or one entry per hidden neuron; ``margin``: a number
+    or one entry per row of ``P`` (``P <= -diag(margin)``).
+    """
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights[:-1]]
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     size = int(offsets[-1])
+    hidden = size - sizes[0]
+    low = np.broadcast_to(np.asarray(alpha, dtype=float), (hidden,))
+    high = np.broadcast_to(np.asarray(beta, dtype=float), (hidden,))
     squared = cp.Variable()
     terms = []
-    multipliers = []
     for k, w in enumerate(weights[:-1]):
         n = w.shape[0]
+        a, b = (v[offsets[k + 1] - sizes[0] : offsets[k + 2] - sizes[0]] for v in (low, high))
         t = cp.Variable(n, nonneg=True) if form == "neuron" else cp.Variable(nonneg=True) * np.ones(n)
-        multipliers.append(t)
         into = np.zeros((n, size))  # x_{k+1}
         into[:, offsets[k + 1] : offsets[k + 2]] = np.eye(n)
         pre = np.zeros((n, size))  # W_k x_k
         pre[:, offsets[k] : offsets[k + 1]] = w
-        T = cp.diag(t)
-        # (phi - alpha v)' T (beta v - phi) >= 0 for v = pre z, phi = into z, as a form in z
-        cross = pre.T @ T @ into
-        quadratic = 2 * into.T @ T @ into + 2 * alpha * beta * pre.T @ T @ pre
-        terms.append((alpha + beta) * (cross + cross.T) - quadratic)
+        # (phi - a v)' T (b v - phi) >= 0 for v = pre z, phi = into z, as a form in z
+        cross = pre.T @ cp.diag(cp.multiply(a + b, t)) @ into
+        quadratic = 2 * into.T @ cp.diag(t) @ into + 2 * pre.T @ cp.diag(cp.multiply(a * b, t)) @ pre
+        terms.append(cross + cross.T - quadratic)
     last = np.zeros((weights[-1].shape[0], size))
     last[:, offsets[-2] :] = weights[-1]
     select = np.zeros((size, size))
     select[: sizes[0], : sizes[0]] = np.eye(sizes[0])
     P = sum(terms) + last.T @ last - squared * select
-    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << -margin * np.eye(size)])
+    shift = np.diag(np.broadcast_to(np.asarray(margin, dtype=float), (size,)))
+    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << -shift])
     # Clarabel 0.10.0 (the minimum-version cells) stops "optimal_inaccurate" on some sector
     # cases; a reference must have reached "optimal", so CVXOPT is the second reference
     for solver, settings in REFERENCE_SOLVERS:
