@@ -57,7 +57,6 @@ from .engine import (
     BOUND_GAP,
     DEFAULT_TOLERANCE,
     MAX_STEPS,
-    REFINEMENTS,
     RESIDUAL,
     STEP,
     EngineResult,
@@ -71,6 +70,9 @@ FORMS = ("neuron", "layer")
 # instead of 21, 784-256-10 12 instead of 16, 88 small nets 781 steps instead of 807
 LOWER_SHARE, CONE_PRODUCT, START_GROWTH = 0.6, 2.0, 1.1
 SPARSE_OVERHEAD = 5e6  # flops that the low-rank Newton solve's fixed cost per step stands for
+# conjugate gradients of the low-rank Newton solve (_low_rank_solver): relative residual, steps
+CG_TOLERANCE = 1e-14
+CG_STEPS = 30
 # the returned point is strictly feasible for P in float64 after raising L^2 by at most this (relative;
 # a finite multiplier of an alpha_i = beta_i neuron needs up to its rounding, about 1e-7: _finite_point)
 FEASIBILITY_RAISE = 1e-5
@@ -683,20 +685,26 @@ def _dense_solver(data: _Data, state: _State, point: _Point) -> Callable[[np.nda
 
 
 def _low_rank_solver(data: _Data, state: _State, point: _Point) -> Callable[[np.ndarray], np.ndarray]:
-    """Solves with the Newton matrix ``C + Phi' K Phi`` by Woodbury's identity, ``L^2`` bordered.
+    """Solves with the Newton matrix ``C + Phi' K Phi`` by conjugate gradients, preconditioned by Woodbury.
 
     ``G``'s part is ``tr(B_j X B_k G^-1) = Phi_j' K Phi_k`` with ``Phi_j = svec(B_j)``
     (``D = (r + p)(r + p + 1)/2`` entries) and ``K`` the symmetrised Kronecker
-    product of ``X`` and ``G^-1``: rank ``D`` at most, so with ``K = R R'`` and
-    ``W = R' Phi`` the multipliers' and ``s``'s block is ``C + W'W``, ``C`` the cones'
-    (sparse, positive definite): ``O(D^2 m + D^3)`` for ``m`` unknowns instead of
-    ``O(m^3)``, and no ``n x n`` products. Equilibrated by the diagonal and refined
-    like the dense solve.
+    product of ``X`` and ``G^-1``: rank ``D`` at most. With ``K = R R'`` and ``W =
+    R' Phi`` the matrix is ``C + W'W``, ``C`` the cones' part (sparse, positive
+    definite on the multipliers and ``s``), so Woodbury's identity (``L^2``
+    bordered) solves it in ``O(D^2 m + D^3)`` for ``m`` unknowns instead of
+    ``O(m^3)``, without ``n x n`` products. Near the optimum ``C`` spans many
+    decades and that solve loses digits (2-800-2: the dual's residual grew from
+    1e-13 to 1e-2 in five steps with two refinements), so it preconditions
+    conjugate gradients on ``C + Phi' K Phi`` itself, to :data:`CG_TOLERANCE`;
+    where they do not get there in :data:`CG_STEPS`, the matrix is formed and
+    solved densely.
     """
     d = state.XG.shape[0]
     iu, ju = np.triu_indices(d)
-    root = _square_root(_symmetric_kronecker(state.XG, point.G_inverse, iu, ju))
-    W = root.T @ _svec_columns(data, iu, ju)
+    K = _symmetric_kronecker(state.XG, point.G_inverse, iu, ju)
+    Phi = _svec_columns(data, iu, ju)
+    W = _square_root(K).T @ Phi
     cones = _cone_part(data, state, point)
     scale = 1.0 / np.sqrt(cones.diagonal() + np.sum(W * W, axis=0) + np.finfo(np.float64).tiny)
     D = scipy.sparse.diags(scale)
@@ -715,19 +723,48 @@ def _low_rank_solver(data: _Data, state: _State, point: _Point) -> Callable[[np.
     solved_border = block_solve(border)
     pivot = float(w_ell @ w_ell - border @ solved_border)
 
-    def once(rhs: np.ndarray) -> np.ndarray:
+    def woodbury(rhs: np.ndarray) -> np.ndarray:
         rhs = scale * rhs
         solved = block_solve(rhs[:-1])
         ell = (rhs[-1] - border @ solved) / pivot
         return scale * np.append(solved - solved_border * ell, ell)
 
-    def refined(rhs: np.ndarray) -> np.ndarray:
-        solution = once(rhs)
-        for _ in range(REFINEMENTS):
-            solution = solution + once(rhs - cones @ solution - W.T @ (W @ solution))
-        return solution
+    def product(v: np.ndarray) -> np.ndarray:
+        return cones @ v + Phi.T @ (K @ (Phi @ v))
 
-    return refined
+    def solve(rhs: np.ndarray) -> np.ndarray:
+        solution = _conjugate_gradients(product, woodbury, rhs)
+        if solution is not None:
+            return solution
+        dense = cones.toarray() + Phi.T @ K @ Phi
+        return _equilibrated_solver(0.5 * (dense + dense.T))(rhs)
+
+    return solve
+
+
+def _conjugate_gradients(
+    product: Callable[[np.ndarray], np.ndarray], preconditioner: Callable[[np.ndarray], np.ndarray],
+    rhs: np.ndarray,
+) -> np.ndarray | None:
+    """``x`` with ``||A x - rhs|| <= CG_TOLERANCE ||rhs||`` (``A`` SPD, given by ``product``), or ``None``."""
+    x = preconditioner(rhs)
+    residual = rhs - product(x)
+    goal = CG_TOLERANCE * float(np.linalg.norm(rhs))
+    z = preconditioner(residual)
+    direction, rz = z, float(residual @ z)
+    for _ in range(CG_STEPS):
+        if float(np.linalg.norm(residual)) <= goal:
+            return x
+        along = product(direction)
+        curvature = float(direction @ along)
+        if not curvature > 0.0:
+            return None
+        x = x + (rz / curvature) * direction
+        residual = residual - (rz / curvature) * along
+        z = preconditioner(residual)
+        rz, previous = float(residual @ z), rz
+        direction = z + (rz / previous) * direction
+    return x if float(np.linalg.norm(rhs - product(x))) <= goal else None
 
 
 def _symmetric_kronecker(X: np.ndarray, Y: np.ndarray, iu: np.ndarray, ju: np.ndarray) -> np.ndarray:
