@@ -41,6 +41,7 @@ The method stops like :mod:`pylip.lipsdp.engine` (its tolerances).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ SPARSE_OVERHEAD = 5e6  # flops that the low-rank Newton solve's fixed cost per s
 CG_TOLERANCE = 1e-14
 CG_STEPS = 30
 # the returned point is strictly feasible for P in float64 after raising L^2 by at most this (relative;
-# a finite multiplier of an alpha_i = beta_i neuron needs up to its rounding, about 1e-7: _finite_point)
+# a finite multiplier of an alpha_i = beta_i neuron needs up to its rounding, about 1e-7: _floored)
 FEASIBILITY_RAISE = 1e-5
 
 
@@ -103,6 +104,7 @@ class _Data:
     c_owner: np.ndarray
     c_margin: np.ndarray
     low_rank: bool  # the Newton system by Woodbury (_low_rank_solver), else dense (_dense_solver)
+    s_floor: np.ndarray  # per s: its cone is s >= s_floor where only s is kept (_floored)
 
     @property
     def r(self) -> int:
@@ -157,7 +159,9 @@ class _Data:
         blocks[:, 0, 0] = 2.0 * x[self.s_owner[pairs]] - on * self.s_margin[pairs]
         blocks[:, 0, 1] = blocks[:, 1, 0] = on
         blocks[:, 1, 1] = s[pairs]
-        linear = np.concatenate([2.0 * x[self.c_owner] - on * self.c_margin, s[self.s_only]])
+        s_only = self.s_only
+        multipliers = 2.0 * x[self.c_owner] - on * self.c_margin
+        linear = np.concatenate([multipliers, s[s_only] - on * self.s_floor[s_only]])
         return blocks, linear
 
 
@@ -190,7 +194,8 @@ def _data(weights: Sequence[Any], alpha: Any, beta: Any, form: str, margin: Any)
     c_slot, c_owner, c_margin = _groups(owner, m_h, (owner >= 0) & ~with_s)
     n_x = int(owner.max(initial=-1)) + 1
     low_rank = _low_rank_is_cheaper(n, r + p, n_x + s_owner.size + 1)
-    data = _Data(U, V, w, h, sigma, G0, m_h, owner, slot, n_x, s_owner, s_margin, c_owner, c_margin, low_rank)
+    data = _Data(U, V, w, h, sigma, G0, m_h, owner, slot, n_x, s_owner, s_margin, c_owner, c_margin, low_rank,
+                 np.zeros(s_owner.size))
     return data, m_x
 
 
@@ -283,20 +288,35 @@ def solve_one_layer_sdp(
     if not (0.0 < tol < 1e-2):
         raise InputError(f"tol must be in (0, 1e-2), got {tol}")
     data, m_x = _data(matrices, alpha, beta, form, margin)
+    size = sum(w.shape[1] for w in matrices)
     with blas_threads():
-        state = _start(data, _initial_point(data, m_x))
-        lower, ell = -np.inf, float(state.y[-1])
-        for step in range(max_steps + 1):
-            point = _Point.of(data, state)
-            ell = float(state.y[-1])
-            lower = max(lower, point.dual_bound(data, state))
-            converged = state.gap <= tol * ell and point.dual_infeasibility() <= RESIDUAL
-            if converged or ell - lower <= BOUND_GAP * ell:
-                t, squared = _finite_point(data, point, state, m_x, sum(w.shape[1] for w in matrices))
-                squared = _strictly_feasible(data, m_x, squared, t)
-                return EngineResult(t, squared, squared - lower, step, time.perf_counter() - start)
-            if step < max_steps:
-                state = _step(data, state, point)
+        state, point, lower, steps = _interior_point(data, m_x, tol, max_steps)
+        floored = _floored(data, state, point, size)
+        allowance = 0.0
+        if floored is not None:  # alpha_i = beta_i neurons: their multipliers made finite
+            data, rounding = floored
+            state, point, _, more = _interior_point(data, m_x, tol, max_steps)
+            steps += more
+            only_s = (data.owner < 0) & (data.slot >= 0)
+            allowance = float(rounding @ _multipliers(data, state.y)[only_s])
+        t = _multipliers(data, state.y)
+        squared = _strictly_feasible(data, m_x, float(state.y[-1]) + allowance, t)
+    return EngineResult(t, squared, squared - lower, steps, time.perf_counter() - start)
+
+
+def _interior_point(data: _Data, m_x: float, tol: float, max_steps: int) -> tuple[_State, _Point, float, int]:
+    """The last iterate, its point, the best dual bound and the steps taken; stops as the deep engine."""
+    state = _start(data, _initial_point(data, m_x))
+    lower, ell = -np.inf, float(state.y[-1])
+    for step in range(max_steps + 1):
+        point = _Point.of(data, state)
+        ell = float(state.y[-1])
+        lower = max(lower, point.dual_bound(data, state))
+        converged = state.gap <= tol * ell and point.dual_infeasibility() <= RESIDUAL
+        if converged or ell - lower <= BOUND_GAP * ell:
+            return state, point, lower, step
+        if step < max_steps:
+            state = _step(data, state, point)
     raise SolverError(
         f"pylip's one-layer LipSDP engine did not reach a relative gap of {tol:g} in {max_steps} steps "
         f"(gap to the dual bound {(ell - lower) / ell:.1e}); use formulation='structured'"
@@ -316,59 +336,48 @@ def _weights(weights: Sequence[Any]) -> list[np.ndarray]:
     return matrices
 
 
-def _finite_point(
-    data: _Data, point: _Point, state: _State, m_x: float, size: int
-) -> tuple[np.ndarray, float]:
-    """``t`` per neuron and ``L^2`` to return: the iterate's, with every dropped multiplier made finite.
-
-    Where only ``s_i`` was kept (``a_i = b_i``, say) the optimum has ``s_i -> 0``,
-    ``t_i -> infinity``: the SDP's infimum is not attained. A finite ``t_i`` costs
-    about ``K_i / (2 t_i)`` in ``L^2`` (``K_i = g_i' X g_i``, the dual's price of ``s_i``),
-    and proving ``P`` with it about ``R_i t_i``, its rounding: ``(N + 1) eps`` times
-    the neuron's entries of ``P`` (measured within a factor 0.6-2.6 of the proof's
-    repair, :mod:`pylip.lipsdp.proof`). ``t_i = sqrt(K_i / (2 R_i))`` balances the two;
-    of that times ``4^k`` (``k = -2 .. 3``) and the iterate's ``t`` the one with the
-    least ``L^2`` (:func:`_least_squared_bound`) plus ``sum R_i t_i`` is returned,
-    with that sum: the bound the proof is expected to need, so that certify's
-    repair stays within its tolerance (without it, a 784-50-10 net with 17 such
-    neurons needed 1.3e-6 and was re-solved by cvxpy for minutes, to a bound 4e-5
-    higher). The SDP's infimum is thus missed by about ``2 sqrt(K R)``: 5e-8 to
-    3e-6 (relative, in ``L``) on the test nets. A neuron with neither variable gets
-    ``t_i = (1 + m_i) / 2`` (any is optimal).
-    """
-    t, s = data.per_neuron(state.y)
-    neither = (data.owner < 0) & (data.slot < 0)
-    t[neither] = 0.5 * (1.0 + data.m_h[neither])
+def _multipliers(data: _Data, y: np.ndarray) -> np.ndarray:
+    """``t`` per neuron: its multiplier, ``(1/s + m_i)/2`` where only ``s`` is kept, else ``(1 + m_i)/2``."""
+    t, s = data.per_neuron(y)
     only_s = (data.owner < 0) & (data.slot >= 0)
-    t[only_s] = 0.5 * (1.0 / s[only_s] + data.m_h[only_s])  # the iterate's
+    neither = (data.owner < 0) & (data.slot < 0)
+    t[only_s] = 0.5 * (1.0 / s[only_s] + data.m_h[only_s])
+    t[neither] = 0.5 * (1.0 + data.m_h[neither])
+    return t
+
+
+def _floored(data: _Data, state: _State, point: _Point, size: int) -> tuple[_Data, np.ndarray] | None:
+    """The SDP again with ``s >= s_floor`` where only ``s`` is kept, and each such neuron's rounding ``R_i``.
+
+    Where only ``s_i`` is kept (``a_i = b_i``, say) the optimum has ``s_i -> 0``,
+    ``t_i -> infinity``: the SDP's infimum is not attained. A finite ``t_i`` costs
+    about ``K_i / (2 t_i)`` in ``L^2`` (``K_i = g_i' X g_i``, the dual's price of ``s_i``
+    at the first solve), and proving ``P`` with it about ``R_i t_i``, its rounding:
+    ``(N + 1) eps`` times the neuron's entries of ``P`` (measured within a factor
+    0.6-2.6 of the proof's repair, :mod:`pylip.lipsdp.proof`). The floor of a
+    shared ``s`` balances the two, ``sqrt(sum R_i / (2 sum K_i))``, capped at half
+    the initial point's ``s``; the SDP is then solved again with it, so that the
+    other multipliers follow (making ``t_i`` finite afterwards alone broke ``G``
+    where the output block was nearly singular at the optimum: 19-642-8 with 190
+    such neurons), and ``sum R_i t_i`` is added to ``L^2``: what the proof is expected
+    to need, so that certify's repair stays within its tolerance (without it a
+    784-50-10 net with 17 such neurons needed 1.3e-6 and was re-solved by cvxpy for
+    minutes, to a bound 4e-5 higher). ``None`` when no neuron has only ``s``.
+    """
+    only_s = (data.owner < 0) & (data.slot >= 0)
     if not np.any(only_s):
-        return t, float(state.y[-1])
-    norms = np.linalg.norm(data.U, axis=1)[only_s]
-    times, plus = data.h[only_s] ** 2 - 0.5 * data.w[only_s], 2.0 * np.abs(data.h[only_s])
+        return None
+    norms = np.linalg.norm(data.U, axis=1)
+    times, plus = data.h**2 - 0.5 * data.w, 2.0 * np.abs(data.h)
     rounding = (size + 1) * np.finfo(np.float64).eps * 2.0 * (1.0 + np.abs(times) * norms**2 + plus * norms)
-    price = -point.dual_parts[1][only_s] / point.dual_parts[2]
-    balanced = np.sqrt(price / (2.0 * rounding))
-    best = (float(state.y[-1]) + float(rounding @ t[only_s]), t)
-    for factor in 4.0 ** np.arange(-2, 4):
-        trial = t.copy()
-        trial[only_s] = np.minimum(t[only_s], factor * balanced + 0.5 * data.m_h[only_s])
-        proven = _least_squared_bound(data, m_x, trial) + float(rounding @ trial[only_s])
-        if proven < best[0]:
-            best = (proven, trial)
-    return best[1], best[0]
-
-
-def _least_squared_bound(data: _Data, m_x: float, t: np.ndarray) -> float:
-    """The least ``L^2`` with ``G(L^2, t, 1/c) >= 0`` (inf if ``I - V diag(1/c) V'`` is not PD)."""
-    U, V, h, sigma, r = data.U, data.V, data.h, data.sigma, data.r
-    s = 1.0 / (2.0 * t - data.m_h)
-    lower = np.eye(V.shape[0]) - (V * s) @ V.T
-    factor = _cholesky(0.5 * (lower + lower.T))
-    if factor is None:
-        return np.inf
-    across = scipy.linalg.solve_triangular(factor, (V * (h + sigma * s)) @ U, lower=True)
-    block = (U.T * (data.w * t + h * sigma + sigma**2 * s)) @ U + across.T @ across
-    return m_x + float(scipy.linalg.eigvalsh(0.5 * (block + block.T), subset_by_index=[r - 1, r - 1])[0])
+    price = np.maximum(-point.dual_parts[1] / point.dual_parts[2], 0.0)
+    total_rounding = _onto(data.slot, data.n_s, np.where(only_s, rounding, 0.0))
+    total_price = _onto(data.slot, data.n_s, np.where(only_s, price, 0.0))
+    cap = 0.5 * LOWER_SHARE / max(float(np.linalg.norm(data.V, 2)) ** 2, np.finfo(np.float64).tiny)
+    floor = np.zeros(data.n_s)
+    groups = data.s_only
+    floor[groups] = np.minimum(np.sqrt(total_rounding[groups] / (2.0 * total_price[groups] + 1e-300)), cap)
+    return dataclasses.replace(data, s_floor=floor), rounding[only_s]
 
 
 def _strictly_feasible(data: _Data, m_x: float, squared: float, t: np.ndarray) -> float:
@@ -624,7 +633,8 @@ class _Point:
         pairs = data.pairs
         constant = float(np.sum(state.XG * data.G0))
         constant += float(2.0 * np.sum(state.Xp[:, 0, 1]) - state.Xp[:, 0, 0] @ data.s_margin[pairs])
-        constant -= float(state.Xl[: data.c_owner.size] @ data.c_margin)
+        c_count = data.c_owner.size
+        constant -= float(state.Xl[:c_count] @ data.c_margin + state.Xl[c_count:] @ data.s_floor[data.s_only])
         charged = float(np.maximum(self.dual_pairing[:-1], 0.0) @ state.y[:-1])
         return (-constant - charged) / self.dual_pairing[-1]
 
