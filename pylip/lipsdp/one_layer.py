@@ -28,15 +28,21 @@ Shindoh and Hara 1997; Mehrotra 1992), started from a feasible dual
 (``S = X`` or ``G^-1``), so a step costs ``O(r^2 n + r n^2)`` for them,
 ``O((r + p)^3)`` for the ``G`` block and the Newton solve (``2n + 1`` unknowns in the
 neuron form, a handful in the layer form) instead of the ``O((n_x + n)^3)`` of
-the whole LMI; 10 to 25 steps (:data:`MAX_STEPS` is far).
+the whole LMI (:func:`_dense_solver`). Where ``n`` exceeds about ``(r + p)^2 / 2``
+(or in the layer form) ``G``'s part of that matrix has lower rank than its size
+and conjugate gradients preconditioned by Woodbury's identity solve it in
+``O((r + p)^4 n)``, without ``n x n`` products (:func:`_low_rank_solver`; a flop
+estimate chooses). 10 to 20 steps on the nets measured (:data:`MAX_STEPS` is far).
 
-A neuron whose ``t_i`` does not enter ``G`` (``a_i = b_i`` or a zero row of ``W0``:
-its optimal ``t_i`` is infinite) keeps only ``s_i >= 0``; one whose ``s_i`` does not
-(a zero column of ``W1``, no margin: optimal ``t_i = m_i / 2``) only ``c_i >= 0``;
-with neither, any ``t_i`` is optimal. Every iterate is strictly feasible (``G``
-and the cones have Cholesky factors), and the returned point is checked once
-more on ``P`` itself (:func:`_strictly_feasible`): its ``L^2`` is an upper bound.
-The method stops like :mod:`pylip.lipsdp.engine` (its tolerances).
+A neuron whose ``t_i`` does not enter ``G`` (``a_i = b_i``, or a zero row of ``W0``)
+keeps only ``s_i >= 0``: its optimal ``t_i`` is infinite and the infimum is not
+attained, so a second solve bounds ``s_i`` below where a finite ``t_i``'s cost in
+``L^2`` balances its rounding in the proof (:func:`_floored`). One whose ``s_i`` does
+not enter (a zero column of ``W1``, no margin: optimal ``t_i = m_i / 2``) keeps only
+``c_i >= 0``; with neither, any ``t_i`` is optimal. Every iterate is strictly
+feasible (``G`` and the cones have Cholesky factors), and the returned point is
+checked once more on ``P`` itself (:func:`_strictly_feasible`): its ``L^2`` is an
+upper bound. The method stops like :mod:`pylip.lipsdp.engine` (its tolerances).
 """
 
 from __future__ import annotations
@@ -74,8 +80,8 @@ SPARSE_OVERHEAD = 5e6  # flops that the low-rank Newton solve's fixed cost per s
 # conjugate gradients of the low-rank Newton solve (_low_rank_solver): relative residual, steps
 CG_TOLERANCE = 1e-14
 CG_STEPS = 30
-# the returned point is strictly feasible for P in float64 after raising L^2 by at most this (relative;
-# a finite multiplier of an alpha_i = beta_i neuron needs up to its rounding, about 1e-7: _floored)
+# the returned L^2 is raised (from 1e-15, by factors of 8) until -P - diag(m) has a Cholesky factor,
+# by at most this (relative): more is a SolverError (measured: no raise needed on the test nets)
 FEASIBILITY_RAISE = 1e-5
 
 
@@ -103,7 +109,7 @@ class _Data:
     s_margin: np.ndarray
     c_owner: np.ndarray
     c_margin: np.ndarray
-    low_rank: bool  # the Newton system by Woodbury (_low_rank_solver), else dense (_dense_solver)
+    low_rank: bool  # the Newton system by _low_rank_solver, else by _dense_solver
     s_floor: np.ndarray  # per s: its cone is s >= s_floor where only s is kept (_floored)
 
     @property
@@ -191,7 +197,7 @@ def _data(weights: Sequence[Any], alpha: Any, beta: Any, form: str, margin: Any)
     else:
         owner = np.where(np.any(with_t), np.zeros(n, dtype=np.intp), -1)
     slot, s_owner, s_margin = _groups(owner, m_h, with_s)
-    c_slot, c_owner, c_margin = _groups(owner, m_h, (owner >= 0) & ~with_s)
+    _, c_owner, c_margin = _groups(owner, m_h, (owner >= 0) & ~with_s)
     n_x = int(owner.max(initial=-1)) + 1
     low_rank = _low_rank_is_cheaper(n, r + p, n_x + s_owner.size + 1)
     data = _Data(U, V, w, h, sigma, G0, m_h, owner, slot, n_x, s_owner, s_margin, c_owner, c_margin, low_rank,
@@ -223,18 +229,20 @@ def _groups(owner: np.ndarray, margin: np.ndarray, members: np.ndarray) -> tuple
 
 def _sector(alpha: Any, beta: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-neuron ``a``, ``b``: from numbers ``alpha < beta``, ``beta > 0``, or vectors ``a_i <= b_i``."""
-    if np.ndim(alpha) == 0 and np.ndim(beta) == 0:
-        if not (np.isfinite(alpha) and np.isfinite(beta) and alpha < beta and beta > 0.0):
-            raise InputError(f"the sector needs alpha < beta, beta > 0; got [{alpha}, {beta}]")
     vectors = []
     for value, name in ((alpha, "alpha"), (beta, "beta")):
-        vector = np.asarray(value, dtype=np.float64).reshape(-1)
+        try:
+            vector = np.asarray(value, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be a number or one number per hidden neuron: {value!r}") from None
         if vector.size not in (1, n) or np.ndim(value) > 1:
             raise InputError(f"{name} must be a number or a vector of one entry per hidden neuron ({n})")
         if not np.all(np.isfinite(vector)):
             raise InputError(f"{name} must be finite in every entry")
         vectors.append(np.broadcast_to(vector, (n,)).copy())
     a, b = vectors
+    if np.ndim(alpha) == 0 and np.ndim(beta) == 0 and not (a[0] < b[0] and b[0] > 0.0):
+        raise InputError(f"the sector needs alpha < beta, beta > 0; got [{alpha}, {beta}]")
     if np.any(a > b):
         first = int(np.argmax(a > b))
         raise InputError(f"alpha must not exceed beta: neuron {first} has [{a[first]}, {b[first]}]")
@@ -424,7 +432,7 @@ def _initial_point(data: _Data, m_x: float) -> np.ndarray:
     G = data.G0 + data.g_part(y)
     schur = -G[:r, :r] + G[:r, r:] @ np.linalg.solve(G[r:, r:], G[r:, :r])
     least = float(np.linalg.eigvalsh(0.5 * (schur + schur.T))[-1])
-    y[-1] = START_GROWTH * max(least, 0.0) + 1e-3 * max(abs(least), 1.0)
+    y[-1] = START_GROWTH * max(least, 0.0) + 1e-3 * abs(least) + np.finfo(np.float64).tiny
     return y
 
 
