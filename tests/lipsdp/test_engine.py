@@ -50,9 +50,15 @@ def reference_bound(
     select[: sizes[0], : sizes[0]] = np.eye(sizes[0])
     P = sum(terms) + last.T @ last - squared * select
     shift = np.diag(np.broadcast_to(np.asarray(margin, dtype=float), (size,)))
-    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << -shift])
-    # Clarabel 0.10.0 (the minimum-version cells) stops "optimal_inaccurate" on some sector
-    # cases; a reference must have reached "optimal", so CVXOPT is the second reference
+    return reference_value(cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) << -shift]), squared)
+
+
+def reference_value(problem: cp.Problem, squared: cp.Variable) -> float:
+    """``sqrt`` of ``squared`` at the optimum found by the first reference solver reaching "optimal".
+
+    Clarabel 0.10.0 (the minimum-version cells) stops "optimal_inaccurate" on some sector
+    cases; a reference must have reached "optimal", so CVXOPT is the second reference.
+    """
     for solver, settings in REFERENCE_SOLVERS:
         if solver not in cp.installed_solvers():
             continue
