@@ -74,6 +74,8 @@ NETWORKS: dict[str, Callable[[], list[np.ndarray]]] = {
     "784-50-10 (LipSDP MNIST)": lambda: lipsdp_weights("mnist_weights.mat"),
     "784-256-10": lambda: random_weights([784, 256, 10]),
     "784-1024-10": lambda: random_weights([784, 1024, 10]),
+    "10-1000-10": lambda: random_weights([10, 1000, 10]),
+    "1-500-1": lambda: random_weights([1, 500, 1]),
     "784-256-256-10": lambda: random_weights([784, 256, 256, 10]),
 }
 

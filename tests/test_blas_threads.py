@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
 from pylip.blas import blas_threads, configured_threads
 from pylip.errors import InputError
-from pylip.lipsdp import engine
+from pylip.lipsdp import engine, one_layer
 
 
 def _blas_counts() -> list[int]:
@@ -36,16 +38,23 @@ def test_bad_thread_counts_are_named(monkeypatch: pytest.MonkeyPatch, raw: str) 
         configured_threads()
 
 
-def test_the_engine_runs_with_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("module, step, sizes", [
+    (engine, "_primal_dual_step", (3, 6, 5, 2)),  # the deep engine
+    (one_layer, "_step", (3, 6, 2)),  # one hidden layer: pylip.lipsdp.one_layer
+])
+def test_the_engine_runs_with_one_blas_thread(
+    monkeypatch: pytest.MonkeyPatch, module: Any, step: str, sizes: tuple[int, ...]
+) -> None:
     monkeypatch.delenv("PYLIP_THREADS", raising=False)
     seen: list[list[int]] = []
-    original = engine._primal_dual_step
+    original = getattr(module, step)
 
     def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(_blas_counts())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_primal_dual_step", recording)
+    monkeypatch.setattr(module, step, recording)
     rng = np.random.default_rng(0)
-    engine.solve_certificate_sdp([rng.standard_normal((6, 3)), rng.standard_normal((2, 6))], 0.0, 1.0)
+    weights = [rng.standard_normal((b, a)) for a, b in zip(sizes[:-1], sizes[1:])]
+    engine.solve_certificate_sdp(weights, 0.0, 1.0)
     assert seen and all(counts == [1] * len(counts) for counts in seen)

@@ -2,7 +2,8 @@
 
 The matrix inequality (:mod:`~pylip.lipsdp.lmi`), the certificate and its forms
 (:mod:`~pylip.lipsdp.certificate`, the exact small reformulation
-:mod:`~pylip.lipsdp.reduced`, the dedicated solver :mod:`~pylip.lipsdp.engine`),
+:mod:`~pylip.lipsdp.reduced`, the dedicated solver :mod:`~pylip.lipsdp.engine` and
+its one-hidden-layer part :mod:`~pylip.lipsdp.one_layer`),
 the solvers' invocation (:mod:`~pylip.lipsdp.solvers`), the proof in exact
 real arithmetic and the minimal repair of a solver's point
 (:mod:`~pylip.lipsdp.proof`, :mod:`~pylip.lipsdp.repair`), margin and local

@@ -39,7 +39,7 @@ from .solvers import SOLVER_ENV_VAR, installed_solvers, resolve_solver, solve, v
 FORMS = ("neuron", "layer", "network")
 FORMULATIONS = ("auto", "reduced", "structured", "original", "engine")
 # one hidden layer: auto uses the engine from this reduced-cone size on (_automatic_formulation)
-ENGINE_CONE = 30
+ENGINE_CONE = 15
 STRUCTURED_SOLVER = "CVXOPT"  # the structured form's default where installed (_default_solver)
 ENGINE_SOLVER = "PYLIP-ENGINE"
 DEFAULT_MARGIN = 1e-9  # the original asks for P <= -1e-9 I
@@ -286,21 +286,25 @@ def certify(
             the same for the weights as given and exactly rescaled, and moves
             the bound by about ``margin`` relative at any scale (``1e-9 I``
             applied to the rescaled LMI moved a twenty-layer net's bound by
-            1.2 %, and applied to the weights as given a sigmoid net's by 2e-5).
+            1.2 %, and applied to the weights as given a sigmoid net's by 2e-5);
+            a linear neuron's multiplier (``alpha_i = beta_i``) is left out.
         allow_unsound: permit ``form="network"``.
         formulation: how the SDP is handed to the solver; every one gives the same
             bound to solver accuracy (the returned ``T`` may differ: it is not
             unique at the optimum).
 
             * ``"auto"`` (default): ``"engine"`` for forms ``"neuron"``/``"layer"``
-              with one sector and no solver named (argument or ``$PYLIP_SOLVER``),
-              for two or more hidden layers, and for one hidden layer whose
+              with no solver named (argument or ``$PYLIP_SOLVER``), for two or
+              more hidden layers with one sector, and for one hidden layer whose
               reduced PSD cone ``min(n_x, n_h) + min(n_y, n_h)`` has at least
-              30 rows (784-50-10, say; measured faster there); else ``"reduced"``
-              for one hidden layer with a diagonal ``T``; else ``"structured"``.
+              15 rows or whose sectors are per neuron (measured faster, and
+              tighter with neurons fixed on); else ``"reduced"`` for one hidden
+              layer with a diagonal ``T``; else ``"structured"``.
             * ``"engine"``: pylip's own primal-dual interior-point method on
-              the LMI's structure (:mod:`pylip.engine`), forms ``"neuron"`` and
-              ``"layer"``, any depth; ``solver`` must not be given.
+              the LMI's structure (:mod:`pylip.engine`; one hidden layer:
+              :mod:`pylip.lipsdp.one_layer`), forms ``"neuron"`` and ``"layer"``,
+              any depth, per-neuron sectors for one hidden layer; ``solver``
+              must not be given.
             * ``"reduced"``: one hidden layer only. LMI (7) with the middle
               block ``-2T`` eliminated by a Schur complement, ``1/t_k`` replaced
               by ``s_k`` with ``s_k t_k >= 1`` (exact), and ``W0`` (``W1``)
@@ -349,17 +353,17 @@ def certify(
             "alpha = 0; use formulation='structured' for anything else"
         )
     reducible = len(matrices) == 2 and form in reduced.REDUCED_FORMS
-    engine_sector = _engine_takes_sector(a, b)
+    engine_sector = _engine_takes_sector(a, b, hidden_layers=len(matrices) - 1)
     if formulation == "auto":
-        formulation = _automatic_formulation(matrices, form, solver, reducible, engine_sector)
+        formulation = _automatic_formulation(matrices, form, solver, reducible, engine_sector, per_neuron)
     if formulation == "engine":
         if form not in engine.ENGINE_FORMS:
             raise InputError(f"formulation='engine' solves form 'neuron' or 'layer', got form={form!r}")
         if not engine_sector:
             raise InputError(
                 "formulation='engine' takes one sector alpha < beta (beta > 0) for every neuron, or "
-                "per-neuron sectors with alpha_i < beta_i; use formulation='structured' where a neuron "
-                "has alpha_i = beta_i (a linear neuron)"
+                "per-neuron sectors; deeper than one hidden layer, a neuron with alpha_i = beta_i (a "
+                "linear neuron) needs formulation='structured', as does one degenerate sector alpha = beta"
             )
         if solver is not None:
             raise InputError(
@@ -545,36 +549,43 @@ def _default_solver(formulation: str, solver: str | None) -> str | None:
     return STRUCTURED_SOLVER if STRUCTURED_SOLVER in installed_solvers() else None
 
 
-def _engine_takes_sector(alpha: Sector, beta: Sector) -> bool:
-    """One sector ``alpha < beta`` with ``beta > 0``, or per-neuron sectors with every ``alpha_i < beta_i``.
+def _engine_takes_sector(alpha: Sector, beta: Sector, *, hidden_layers: int) -> bool:
+    """One sector ``alpha < beta`` with ``beta > 0``, or per-neuron sectors (``alpha_i <= beta_i``, checked).
 
-    A neuron with ``alpha_i = beta_i`` is linear (a ReLU fixed on or off in a
-    local bound): its optimal multiplier is unbounded and the SDP's dual has no
-    interior point, which an interior-point method needs.
+    A neuron with ``alpha_i = beta_i`` is linear (a ReLU fixed on in a local
+    bound): its optimal multiplier is unbounded. The one-hidden-layer solver
+    (:mod:`pylip.lipsdp.one_layer`) handles it; the deep engine's interior-point
+    method needs the dual's interior, which such a neuron removes, so deeper
+    nets need every ``alpha_i < beta_i``.
     """
     if np.ndim(alpha) > 0 or np.ndim(beta) > 0:
-        return bool(np.all(np.asarray(alpha) < np.asarray(beta)))
+        return hidden_layers == 1 or bool(np.all(np.asarray(alpha) < np.asarray(beta)))
     return float(alpha) < float(beta) and float(beta) > 0.0
 
 
 def _automatic_formulation(
-    matrices: list[np.ndarray], form: str, solver: str | None, reducible: bool, engine_sector: bool
+    matrices: list[np.ndarray], form: str, solver: str | None, reducible: bool, engine_sector: bool,
+    per_neuron: bool = False,
 ) -> str:
     """``formulation="auto"``: the fastest exact one (measured in ``bench/engine.py``).
 
-    One hidden layer: the reduced form's PSD cone has ``min(n_x, n_h) + min(n_y,
-    n_h)`` rows, and Clarabel's cost grows steeply with it; the engine's with
-    ``min(n_x, n_h) + n_h``. Measured (2 cores, loaded, median of 3): cone 20
-    (10-100-10) 0.35 s engine, 0.31 s reduced; cone 40 (30-100-10) 0.47 s
-    against 4.9 s; cone 60 (784-50-10) 0.85 s against 17.7 s; cone 266
-    (784-256-10) the reduced form does not fit in memory. So the engine from a
-    cone of ``ENGINE_CONE`` rows on.
+    One hidden layer (:mod:`pylip.lipsdp.one_layer` against the reduced form with
+    Clarabel, whose PSD cone has ``min(n_x, n_h) + min(n_y, n_h)`` rows; certify's
+    CPU time, 2 loaded cores, median of 5): below a cone of 15 the reduced form is
+    5-30 ms faster (1-10-1 10 ms against 18 ms, 8-64-4 20 against 26); from 15 on
+    the engine is faster in the neuron form (10-50-5, cone 15: 22 ms against 29;
+    10-100-10 38 against 120; 30-100-10 46 against 1970; 784-50-10 0.12 s against
+    4.5 s) and as fast in the layer form (10-100-10 51 against 52 ms). So the
+    engine from a cone of ``ENGINE_CONE`` rows on, and for per-neuron sectors at
+    every size: with neurons fixed on (``[1, 1]``, local ReLU bounds) its bounds are
+    2e-5 to 6e-5 tighter (its finite multipliers for them are chosen against the
+    proof's rounding) and 30-100-10 took 0.07 s against 61 s.
     """
     named = solver is not None or bool(os.environ.get(SOLVER_ENV_VAR))
     if reducible:
         n_h, n_x, n_y = matrices[0].shape[0], matrices[0].shape[1], matrices[1].shape[0]
         cone = min(n_x, n_h) + min(n_y, n_h)
-        wide = cone >= ENGINE_CONE and form in engine.ENGINE_FORMS and engine_sector
+        wide = (cone >= ENGINE_CONE or per_neuron) and form in engine.ENGINE_FORMS and engine_sector
         return "engine" if wide and not named else "reduced"
     if len(matrices) > 2 and form in engine.ENGINE_FORMS and engine_sector and not named:
         return "engine"
@@ -593,7 +604,8 @@ def _engine_solves(
         return False
     a, b = slope_sector(activation, alpha, beta, [w.shape[0] for w in matrices[:-1]])
     reducible = len(matrices) == 2
-    chosen = _automatic_formulation(matrices, "neuron", solver, reducible, _engine_takes_sector(a, b))
+    takes = _engine_takes_sector(a, b, hidden_layers=len(matrices) - 1)
+    chosen = _automatic_formulation(matrices, "neuron", solver, reducible, takes, per_neuron=np.ndim(a) > 0)
     return chosen == "engine"
 
 
@@ -739,12 +751,14 @@ def _certificate_problem(
         a, b = scaling_or_none.sector(alpha, beta)
         P = lmi.sparse_certificate_matrix(normalized, T_expr, squared, a, b)
         # the relative margin P <= -margin diag(L^2 I, T), none on the Schur form's output block
-        # (so exactly P + margin diag(L^2 I, T) <= 0): the same for the weights as given
+        # (so exactly P + margin diag(L^2 I, T) <= 0): the same for the weights as given; none on
+        # linear neurons' multipliers (alpha_i = beta_i: engine._margin_free_sector)
         n_in, n_hidden = structure.n_in, structure.n_hidden
         n_out = P.shape[0] - n_in - n_hidden
+        free = np.broadcast_to(np.asarray(alpha) != np.asarray(beta), (n_hidden,)).astype(np.float64)
         scale = cp.bmat([
             [squared * np.eye(n_in), np.zeros((n_in, n_hidden + n_out))],
-            [np.zeros((n_hidden, n_in)), T_expr, np.zeros((n_hidden, n_out))],
+            [np.zeros((n_hidden, n_in)), T_expr @ np.diag(free), np.zeros((n_hidden, n_out))],
             [np.zeros((n_out, n_in + n_hidden + n_out))],
         ])
         strict = 0.5 * (P + P.T) + margin * scale

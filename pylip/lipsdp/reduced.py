@@ -26,7 +26,8 @@ Margin. ``certify``'s relative margin ``P <= -eps diag(L^2 I, T)`` turns the
 blocks ``-L^2 I`` and ``-2T`` of ``M`` into ``-(1 - eps) L^2 I`` and ``-k T``,
 ``k = 2 - eps``; the same elimination gives ``G`` with ``(1 - eps) L^2``,
 ``c1 = (a+b)^2 / k - 2ab``, ``c2 = (a+b) / k`` and ``W1 T^-1 W1' / k`` (for
-``eps = 0`` the values above).
+``eps = 0`` the values above; ``k = 2`` for a linear neuron, ``a = b``, whose multiplier
+has no margin).
 
 Input and output reduction. With a thin QR factorization ``W0' = Q R`` (``Q``:
 ``n_x x r``, ``r <= n_h``) the input block acts on ``range(Q)`` only; on its
@@ -96,12 +97,13 @@ def reduced_certificate_problem(
     V = reduce_output(W1)  # p x n_h
     r, p = U.shape[1], V.shape[0]
     m = r + p
-    # per-neuron sectors: c1 and c2 become diagonal weights on the neurons
-    kappa = 2.0 - margin
-    a, b = np.asarray(alpha, dtype=np.float64), np.asarray(beta, dtype=np.float64)
-    c1 = np.broadcast_to((a + b) ** 2 / kappa - 2.0 * a * b, (n_h,)).astype(np.float64)
-    c2 = np.broadcast_to((a + b) / kappa, (n_h,)).astype(np.float64)
-    # vec(G) (column-major) = g0 + (1 - margin) e_L L^2 - K_t (c1 t) - K_s s / kappa
+    # per-neuron sectors: c1 and c2 become diagonal weights on the neurons; a linear neuron
+    # (alpha_i = beta_i) has no margin on its multiplier (pylip.lipsdp.engine._margin_free_sector)
+    a, b = (np.broadcast_to(np.asarray(v, dtype=np.float64), (n_h,)) for v in (alpha, beta))
+    kappa = 2.0 - margin * (a != b)
+    c1 = (a + b) ** 2 / kappa - 2.0 * a * b
+    c2 = (a + b) / kappa
+    # vec(G) (column-major) = g0 + (1 - margin) e_L L^2 - K_t (c1 t) - K_s (s / kappa)
     G0 = np.zeros((m, m))
     cross = -((V * c2[None, :]) @ U)  # p x r
     G0[r:, :r] = cross
@@ -112,7 +114,7 @@ def reduced_certificate_problem(
     K_t = np.zeros((m, m, n_h))
     K_t[:r, :r, :] = np.einsum("ki,kj,k->ijk", U, U, c1)
     K_s = np.zeros((m, m, n_h))
-    K_s[r:, r:, :] = np.einsum("ik,jk->ijk", V, V)
+    K_s[r:, r:, :] = np.einsum("ik,jk,k->ijk", V, V, 1.0 / kappa)
     if form == "neuron":
         spread = np.eye(n_h)
     else:
@@ -123,7 +125,7 @@ def reduced_certificate_problem(
     squared = cp.Variable(name="L2")
     t = cp.Variable(groups, name="t")
     s = cp.Variable(groups, name="s")
-    g = G0.reshape(-1, order="F") + E.reshape(-1, order="F") * squared - K_t @ t - (K_s @ s) / kappa
+    g = G0.reshape(-1, order="F") + E.reshape(-1, order="F") * squared - K_t @ t - K_s @ s
     G = cp.reshape(g, (m, m), order="F")
     constraints = [
         0.5 * (G + G.T) >> 0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -15,33 +17,34 @@ SECTORS = {"tanh": (0.0, 1.0), "relu": (0.0, 1.0), "sigmoid": (0.0, 0.25)}
 
 
 def reference_bound(
-    weights: list[np.ndarray], alpha, beta, form: str = "neuron", margin: float = 0.0
+    weights: list[np.ndarray], alpha: Any, beta: Any, form: str = "neuron", margin: float = 0.0,
+    shift: Any = 0.0,
 ) -> float:
     """LipSDP (6) written out directly: z = [x; x1; ...; xl], P = sum of one quadratic form per layer.
 
-    ``alpha`` and ``beta``: numbers, or one entry per hidden neuron. ``margin``: certify's
-    relative margin, ``P <= -margin diag(L^2 I, T)``.
+    ``alpha``, ``beta``: numbers or one entry per hidden neuron. ``margin``: certify's
+    relative margin, ``P <= -margin diag(L^2 I, T)``; ``shift``: a number or one entry
+    per row of ``P``, ``P <= -diag(shift)`` (:func:`pylip.lipsdp.one_layer.solve_one_layer_sdp`).
     """
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights[:-1]]
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     size = int(offsets[-1])
-    hidden = sum(sizes[1:])
-    alphas = np.broadcast_to(np.asarray(alpha, dtype=float), (hidden,))
-    betas = np.broadcast_to(np.asarray(beta, dtype=float), (hidden,))
+    hidden = size - sizes[0]
+    low = np.broadcast_to(np.asarray(alpha, dtype=float), (hidden,))
+    high = np.broadcast_to(np.asarray(beta, dtype=float), (hidden,))
+    multipliers = []
     squared = cp.Variable()
     terms = []
-    multipliers = []
     for k, w in enumerate(weights[:-1]):
         n = w.shape[0]
+        a, b = (v[offsets[k + 1] - sizes[0] : offsets[k + 2] - sizes[0]] for v in (low, high))
         t = cp.Variable(n, nonneg=True) if form == "neuron" else cp.Variable(nonneg=True) * np.ones(n)
-        a = alphas[offsets[k + 1] - sizes[0] : offsets[k + 2] - sizes[0]]
-        b = betas[offsets[k + 1] - sizes[0] : offsets[k + 2] - sizes[0]]
         multipliers.append(t)
         into = np.zeros((n, size))  # x_{k+1}
         into[:, offsets[k + 1] : offsets[k + 2]] = np.eye(n)
         pre = np.zeros((n, size))  # W_k x_k
         pre[:, offsets[k] : offsets[k + 1]] = w
-        # (phi - alpha v)' T (beta v - phi) >= 0 for v = pre z, phi = into z, as a form in z
+        # (phi - a v)' T (b v - phi) >= 0 for v = pre z, phi = into z, as a form in z
         cross = pre.T @ cp.diag(cp.multiply(a + b, t)) @ into
         quadratic = 2 * into.T @ cp.diag(t) @ into + 2 * pre.T @ cp.diag(cp.multiply(a * b, t)) @ pre
         terms.append(cross + cross.T - quadratic)
@@ -51,9 +54,18 @@ def reference_bound(
     select[: sizes[0], : sizes[0]] = np.eye(sizes[0])
     P = sum(terms) + last.T @ last - squared * select
     scale = squared * select + cp.diag(cp.hstack([np.zeros(sizes[0]), *multipliers]))
-    problem = cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) + margin * scale << 0])
-    # Clarabel 0.10.0 (the minimum-version cells) stops "optimal_inaccurate" on some sector
-    # cases; a reference must have reached "optimal", so CVXOPT is the second reference
+    shifted = np.diag(np.broadcast_to(np.asarray(shift, dtype=float), (size,)))
+    return reference_value(
+        cp.Problem(cp.Minimize(squared), [0.5 * (P + P.T) + margin * scale << -shifted]), squared
+    )
+
+
+def reference_value(problem: cp.Problem, squared: cp.Variable) -> float:
+    """``sqrt`` of ``squared`` at the optimum found by the first reference solver reaching "optimal".
+
+    Clarabel 0.10.0 (the minimum-version cells) stops "optimal_inaccurate" on some sector
+    cases; a reference must have reached "optimal", so CVXOPT is the second reference.
+    """
     for solver, settings in REFERENCE_SOLVERS:
         if solver not in cp.installed_solvers():
             continue
@@ -361,6 +373,13 @@ def test_the_structured_formulation_defaults_to_cvxopt(monkeypatch: pytest.Monke
     assert pylip.certify(weights, formulation="structured").solver == "CLARABEL"
 
 
+def margin_free_data(weights: list[np.ndarray], alpha: Any, beta: Any, form: str, margin: float) -> Any:
+    """The deep engine's data of (6) with ``certify``'s relative margin, as the engine solves it."""
+    if margin:
+        alpha, beta, _ = engine._margin_free_sector(alpha, beta, margin, hidden_layers=len(weights) - 1)
+    return engine._lmi_data(weights, alpha, beta, form, engine.DEFAULT_TOLERANCE)
+
+
 @pytest.mark.parametrize("alpha, beta", GENERAL_SECTORS)
 @pytest.mark.parametrize("form", ["neuron", "layer"])
 @pytest.mark.parametrize("margin", [0.0, 0.5])
@@ -368,7 +387,7 @@ def test_the_initial_point_is_strictly_feasible(alpha: float, beta: float, form:
     rng = np.random.default_rng(5)
     for sizes in [(3, 4, 2), (2, 6, 6, 6, 2), (12, 5, 7, 3)]:
         weights = random_network(rng, sizes)
-        data = engine._lmi_data(weights, alpha, beta, form, engine.DEFAULT_TOLERANCE, margin)
+        data = margin_free_data(weights, alpha, beta, form, margin)
         s, x = engine._initial_point(weights, data)
         assert s > 0.0 and np.all(x > 0.0)
         assert engine._strictly_feasible_slack(data, s, x)[1] is not None
@@ -379,25 +398,25 @@ def test_the_initial_point_of_a_deep_net_starts_near_the_optimum() -> None:
     # optimum (and spent 35 of 60 steps coming down); the Schur recursion starts within GROWTH
     # per layer, 2^11 at most, of a feasible point it tightens layer by layer
     weights = random_network(np.random.default_rng(0), (5, *[32] * 10, 3))
-    data = engine._lmi_data(weights, 0.0, 1.0, "neuron", engine.DEFAULT_TOLERANCE, 0.0)
+    data = margin_free_data(weights, 0.0, 1.0, "neuron", 0.0)
     start, _ = engine._initial_point(weights, data)
     optimum = engine.solve_certificate_sdp(weights, 0.0, 1.0).squared_bound
     assert optimum <= start <= engine.GROWTH ** 11 * optimum
 
 
 @pytest.mark.parametrize(
-    "alpha, beta, margin", [(0.0, 1.0, 0.0), (-0.5, 0.3, 1e-3), (-0.5, 0.5, 0.0), (0.2, 0.9, 0.1)]
+    "alpha, beta, per_neuron", [(0.0, 1.0, False), (-0.5, 0.3, False), (-0.5, 0.5, False), (0.2, 0.9, True)]
 )
 @pytest.mark.parametrize("form", ["neuron", "layer"])
-def test_the_newton_matrix_is_the_trace_formula(alpha: float, beta: float, margin: float, form: str) -> None:
-    # tr(F_i X F_j Z^-1) with F_i = dP/dy_i formed densely, against the rank-two assembly; per-neuron
-    # sectors in the third case (every sector of the list, one per neuron, in turn)
+def test_the_newton_matrix_is_the_trace_formula(alpha: float, beta: float, per_neuron: bool, form: str
+                                                 ) -> None:
+    # tr(F_i X F_j Z^-1) with F_i = dP/dy_i formed densely, against the rank-two assembly
     rng = np.random.default_rng(31)
     weights = random_network(rng, (4, 5, 3, 6, 2))
-    if margin == 0.1:
+    if per_neuron:
         alpha = rng.uniform(-0.2, 0.4, 14)
         beta = alpha + rng.uniform(0.1, 1.0, 14)
-    data = engine._lmi_data(weights, alpha, beta, form, engine.DEFAULT_TOLERANCE, margin)
+    data = margin_free_data(weights, alpha, beta, form, 0.0)
     n, k = data.size, data.spread.shape[1]
     basis = np.eye(k + 1)
     F = [data.matrix(basis[i, -1], data.spread @ basis[i, :-1]) - data.constant for i in range(k + 1)]
@@ -423,7 +442,7 @@ def test_a_solve_stopped_by_rounding_returns_its_proven_point(monkeypatch: pytes
     # certified gap, and certify proves it and says how far from the optimum it may be
     monkeypatch.setattr(engine, "BOUND_GAP", 0.0)
     solve = engine.solve_certificate_sdp
-    monkeypatch.setattr(engine, "solve_certificate_sdp", lambda *a, **k: solve(*a, **k, tol=1e-300))
+    monkeypatch.setattr(engine, "solve_certificate_sdp", lambda *a, **k: solve(*a, **{**k, "tol": 1e-300}))
     weights = random_network(np.random.default_rng(33), (3, 6, 6, 2))
     result = engine.solve_certificate_sdp(weights, 0.0, 1.0)
     assert not result.converged and 0.0 <= result.gap <= engine.ACCEPTABLE_GAP * result.squared_bound
@@ -443,3 +462,44 @@ def test_a_solve_far_from_the_optimum_at_its_step_limit_is_an_error(monkeypatch:
     weights = random_network(np.random.default_rng(34), (3, 6, 6, 2))
     with pytest.raises(SolverError, match="step limit"):
         engine.solve_certificate_sdp(weights, 0.0, 1.0, max_steps=3)
+
+
+@pytest.mark.parametrize("margin", [1e-9, 0.3])
+def test_the_relative_margin_is_a_margin_free_sdp_in_other_sectors(margin: float) -> None:
+    # P(L^2, T) + margin diag(L^2 I, T) = P'((1 - margin) L^2, T / kappa) with the mapped sectors; a
+    # linear neuron (alpha_i = beta_i) keeps its sector and has no margin on its multiplier
+    rng = np.random.default_rng(35)
+    W0, W1 = random_network(rng, (3, 9, 2))
+    alpha = np.concatenate([np.zeros(4), rng.uniform(-0.3, 0.5, 5)])
+    beta = alpha + np.concatenate([np.ones(4), rng.uniform(0.1, 1.0, 5)])
+    beta[5] = alpha[5]
+    mapped_alpha, mapped_beta, kappa = engine._margin_free_sector(alpha, beta, margin, hidden_layers=1)
+    free = alpha < beta
+    assert np.all(mapped_alpha[free] < mapped_beta[free]) and np.all(mapped_alpha[:4] == 0.0)
+    assert mapped_alpha[5] == mapped_beta[5] == alpha[5] and kappa[5] == 1.0
+    t, squared = rng.uniform(0.5, 2.0, 9), 3.7
+    P = np.block([  # eq. (5) written out, with the relative margin
+        [-(1.0 - margin) * squared * np.eye(3) - 2.0 * W0.T @ np.diag(alpha * beta * t) @ W0,
+         W0.T @ np.diag((alpha + beta) * t)],
+        [np.diag((alpha + beta) * t) @ W0, -np.diag((2.0 - margin * free) * t) + W1.T @ W1],
+    ])
+    mapped_t = t / kappa
+    mapped = np.block([
+        [-(1.0 - margin) * squared * np.eye(3)
+         - 2.0 * W0.T @ np.diag(mapped_alpha * mapped_beta * mapped_t) @ W0,
+         W0.T @ np.diag((mapped_alpha + mapped_beta) * mapped_t)],
+        [np.diag((mapped_alpha + mapped_beta) * mapped_t) @ W0, -2.0 * np.diag(mapped_t) + W1.T @ W1],
+    ])
+    assert np.allclose(mapped, P, rtol=0, atol=1e-13)
+
+
+def test_linear_neurons_of_one_hidden_layer_keep_their_bound_under_the_default_margin() -> None:
+    # the relative margin leaves linear neurons' multipliers free: with it on all of T, a net with 40 %
+    # of its neurons fixed on ([1, 1]) rose by 4e-6 to 1.4e-5
+    rng = np.random.default_rng(3)
+    weights = random_network(rng, (4, 12, 3))
+    alpha, beta = np.zeros(12), np.ones(12)
+    alpha[rng.random(12) < 0.4] = 1.0
+    default = pylip.certify(weights, alpha=alpha, beta=beta, formulation="engine")
+    plain = pylip.certify(weights, alpha=alpha, beta=beta, formulation="engine", margin=0.0)
+    assert abs(default.bound / plain.bound - 1.0) <= RELATIVE

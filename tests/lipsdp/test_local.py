@@ -125,7 +125,7 @@ def test_a_failing_local_solver_falls_back_to_the_global_T(monkeypatch):
     def fail(*args, **kwargs):
         raise pylip.SolverError("CLARABEL failed (simulated)")
 
-    monkeypatch.setattr(margins, "certify_reduced_input", fail)
+    monkeypatch.setattr(margins, "auxiliary_certificate", fail)  # the local SDP's solver, whichever it is
     x0 = np.zeros(4)
     local = certify_local(weights, biases, x0, 0.1, global_certificate=glob)
     fixed = certify_local(weights, biases, x0, 0.1, method="fixed_T", global_certificate=glob)
