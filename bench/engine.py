@@ -22,8 +22,9 @@ minutes is skipped with the reason printed. Random networks have
 ``W ~ N(0, 1/fan_in)`` with seed 0. Ratios are times relative to the
 engine's, measured in this run. Activation: ReLU's sector [0, 1].
 
-    python bench/engine.py             # every network
+    python bench/engine.py             # every network, then the Lipschitz steps (bench/deep_step.py)
     python bench/engine.py 10-48-48-5  # the networks whose name starts so
+    python bench/engine.py steps       # only the Lipschitz steps
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ DENSE_LIMIT = 300  # the dense cvxpy cone: 10-64x4-10's 266 took 31 s (issue 11)
 # (issue 11); SCS and CVXOPT are tried up to 300 hidden neurons
 STRUCTURED_LIMIT = {"CLARABEL": 60, "SCS": 300, "CVXOPT": 300}
 SOLVERS = ("CLARABEL", "SCS", "CVXOPT")
+STEP_NETWORKS = "64-32-32-10,64-128-128-10,784-256-256-10"  # issue 11's Lipschitz-step rows
 
 
 def lipsdp_weights(name: str) -> list[np.ndarray]:
@@ -225,15 +227,27 @@ def measure(network: str) -> None:
     sys.stdout.flush()
 
 
+def lipschitz_steps() -> None:
+    """Issue 11's Lipschitz-step rows: ``bench/deep_step.py`` on its networks, in this run."""
+    print("\nLipschitz step (10b), both modes: bench/deep_step.py", flush=True)
+    subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("deep_step.py")), "--networks", STEP_NETWORKS,
+         "--repeats", "3", "--skip-cvxpy-above", "120"], check=False,
+    )
+
+
 def main(arguments: list[str]) -> None:
     if arguments[:1] == ["--case"]:
         run_case(arguments[1], arguments[2])
         return
+    steps = not arguments or "steps" in arguments
     chosen = [name for name in NETWORKS if not arguments or any(name.startswith(a) for a in arguments)]
     print(f"{'network':26s} {'method':20s} {'bound':>12s} {'x engine':14s} {'time s':>9s} {'x engine':>9s} "
           f"{'peak':>8s}")
     for network in chosen:
         measure(network)
+    if steps:
+        lipschitz_steps()
 
 
 if __name__ == "__main__":
