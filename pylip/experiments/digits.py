@@ -83,6 +83,7 @@ logger = logging.getLogger(__name__)
 PRESETS = ("full", "quick", "miniature")
 MARGIN_METHODS = ("auto", "sdp", "fixed_T")
 LOCAL_METHODS = ("auto", "sdp", "fixed_T")
+LOCAL_SDP_NEURONS = 128  # local_method "auto": local SDPs for deep nets up to this many hidden neurons
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,9 @@ class DigitsSettings:
             count as certified locally when the global bound certifies them.
         margin_method, local_method: ``method`` of :func:`pylip.margins.certify_margins`
             (``"auto"``, ``"sdp"``, ``"fixed_T"``) and of the local bounds (``"auto"``: ``"sdp"``
-            where the engine solves them, i.e. no ``solver`` named, else ``"sdp"`` for one hidden
-            layer and ``"fixed_T"`` deeper; ``"sdp"``; ``"fixed_T"``).
+            for one hidden layer, and deeper where the engine solves them (no ``solver`` named)
+            on nets of at most ``LOCAL_SDP_NEURONS`` hidden neurons, else ``"fixed_T"``:
+            :func:`local_method`; ``"sdp"``; ``"fixed_T"``).
     """
 
     preset: str = "full"
@@ -555,7 +557,7 @@ def tighter_certificates(
     margin = robustness.logit_margins(logits, y).numpy()
     n_local = X.shape[0] if settings.local_points is None else min(settings.local_points, X.shape[0])
     jac = jacobian_norms(weights, biases, X[:n_local], activation) if n_local else np.zeros(0)
-    method = local_method(settings, len(weights) - 1)
+    method = local_method(settings, [w.shape[0] for w in weights[:-1]])
     radii = sorted(settings.eps)
     local_masks = {eps: robustness.certified_mask(logits, y, cert.bound, eps).clone() for eps in radii}
     solves = 0
@@ -591,17 +593,23 @@ def tighter_certificates(
                                time.perf_counter() - start, solves)
 
 
-def local_method(settings: DigitsSettings, hidden_layers: int) -> str:
-    """``settings.local_method``, with ``"auto"`` resolved for a net of ``hidden_layers`` hidden layers.
+def local_method(settings: DigitsSettings, hidden_sizes: Sequence[int]) -> str:
+    """``settings.local_method``, with ``"auto"`` resolved for a net of these hidden-layer widths.
 
-    ``"sdp"`` where the engine solves the local SDPs (no ``solver`` named; per
-    ball, CPU: 0.1 s at 64-16-16-10, 0.7-1.0 s at 64-64-64-10, 3.7-4.4 s at
-    64-128-128-10, :mod:`pylip.local`), else ``"sdp"`` for one hidden layer and
-    ``"fixed_T"`` deeper (cvxpy's deep SDPs take seconds each even at 64-16-16-10).
+    ``"sdp"`` for one hidden layer, and deeper where the engine solves the local
+    SDPs (no ``solver`` named) and the net has at most ``LOCAL_SDP_NEURONS``
+    hidden neurons; else ``"fixed_T"``. Per ball, CPU: 0.1 s at 64-16-16-10,
+    0.7-1.0 s at 64-64-64-10, 3.5-4.4 s at 64-128-128-10 (:mod:`pylip.local`);
+    in the full preset the local SDPs of the four 64-128-128-10 nets took 408 s
+    of its 1069 s for at most +0.044 certified accuracy (on the first 60 test
+    points), those of the five 64-64-64-10 nets 100 s. cvxpy's deep SDPs take
+    seconds each even at 64-16-16-10.
     """
     if settings.local_method != "auto":
         return settings.local_method
-    return "sdp" if settings.solver is None or hidden_layers == 1 else "fixed_T"
+    if len(hidden_sizes) == 1:
+        return "sdp"
+    return "sdp" if settings.solver is None and sum(hidden_sizes) <= LOCAL_SDP_NEURONS else "fixed_T"
 
 
 def run(

@@ -256,9 +256,10 @@ def test_one_depth_at_two_widths():
         digits.DigitsSettings.miniature(depths=(2, 2), hidden=(6, 6), lipschitz=()).validate()
 
 
-def test_local_method_auto_is_the_sdp_where_the_engine_solves_it():
+def test_local_method_auto_is_the_sdp_where_the_engine_solves_it_cheaply():
     engine = digits.DigitsSettings.miniature()
     named = digits.DigitsSettings.miniature(solver="CLARABEL")
-    assert digits.local_method(engine, 2) == digits.local_method(engine, 1) == "sdp"
-    assert digits.local_method(named, 1) == "sdp" and digits.local_method(named, 2) == "fixed_T"
-    assert digits.local_method(digits.DigitsSettings.miniature(local_method="fixed_T"), 1) == "fixed_T"
+    assert digits.local_method(engine, [64, 64]) == digits.local_method(engine, [256]) == "sdp"
+    assert digits.local_method(engine, [128, 128]) == "fixed_T"  # 3.5-4.4 s per ball
+    assert digits.local_method(named, [16]) == "sdp" and digits.local_method(named, [16, 16]) == "fixed_T"
+    assert digits.local_method(digits.DigitsSettings.miniature(local_method="fixed_T"), [8]) == "fixed_T"
