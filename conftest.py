@@ -28,3 +28,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason=f"{SOLVER_ENV_VAR}=MOSEK, but {reason}" if everything else reason)
     for item in items if everything else marked:
         item.add_marker(skip)
+
+
+@pytest.fixture
+def no_named_solver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset ``PYLIP_SOLVER`` for a test of ``formulation="auto"``'s engine routing.
+
+    A tox cell names its solver there, and a named solver keeps the cvxpy formulations.
+    """
+    monkeypatch.delenv(SOLVER_ENV_VAR, raising=False)

@@ -134,6 +134,7 @@ def test_a_failing_local_solver_falls_back_to_the_global_T(monkeypatch):
         certify_local(weights, biases, x0, 0.1)
 
 
+@pytest.mark.usefixtures("no_named_solver")
 def test_deep_local_sdp_by_the_engine_and_a_stall_takes_the_global_T_without_cvxpy(monkeypatch):
     from pylip.lipsdp import certificate, engine
     from pylip.lipsdp.certificate import ENGINE_SOLVER

@@ -166,6 +166,7 @@ def test_a_failing_solver_leaves_the_global_caps(monkeypatch):
     assert np.all(result.logit_bounds == glob.bound)
 
 
+@pytest.mark.usefixtures("no_named_solver")
 def test_auto_solves_deep_pairs_with_the_engine_and_a_named_solver_keeps_fixed_T():
     from pylip.lipsdp.certificate import ENGINE_SOLVER
 
@@ -178,6 +179,7 @@ def test_auto_solves_deep_pairs_with_the_engine_and_a_named_solver_keeps_fixed_T
     assert np.all(engine.pair_bounds <= named.pair_bounds * (1 + 1e-6))
 
 
+@pytest.mark.usefixtures("no_named_solver")
 def test_wide_single_layer_pairs_go_to_the_engine_and_match_the_compiled_problem():
     from pylip.lipsdp.certificate import ENGINE_SOLVER
     from pylip.lipsdp.margins import ReducedPairProblem
@@ -191,6 +193,7 @@ def test_wide_single_layer_pairs_go_to_the_engine_and_match_the_compiled_problem
         assert result.pair(i, j) == pytest.approx(compiled.certify(row).bound, rel=2e-6)
 
 
+@pytest.mark.usefixtures("no_named_solver")
 def test_a_stalling_engine_leaves_a_deep_pair_its_fixed_T_bound_without_trying_cvxpy(monkeypatch):
     from pylip.lipsdp import certificate, margins
 
@@ -208,6 +211,7 @@ def test_a_stalling_engine_leaves_a_deep_pair_its_fixed_T_bound_without_trying_c
     np.testing.assert_array_equal(stalled.pair_bounds, fixed.pair_bounds)
 
 
+@pytest.mark.usefixtures("no_named_solver")
 def test_the_auxiliary_certificate_is_the_engine_at_its_looser_gap():
     from pylip.lipsdp.certificate import AUXILIARY_TOLERANCE, ENGINE_SOLVER
     from pylip.lipsdp.margins import auxiliary_certificate
