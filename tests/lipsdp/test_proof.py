@@ -300,3 +300,15 @@ def test_equilibration_proves_deep_points_where_the_plain_test_may_not() -> None
     below = proof.scaled_problem(weights, point.t, bound * (1.0 - 1e-6), 0.0, 1.0)
     assert proof._equilibrated_proof(*proof._enclosure(below)) is None
     assert not prove_certificate(weights, point.t, bound * (1.0 - 1e-6), 0.0, 1.0).holds
+
+
+def test_an_equilibrated_proof_reports_the_eigenvalue_of_the_matrix_it_proved():
+    """A scalar chain is tight at the trivial bound: ``P``'s top eigenvalue is below its rounding
+    (float eigvalsh gave +1.6e-17), ``D P D``'s is at unit scale and keeps ``P``'s sign."""
+    weights = [np.array([[w]]) for w in (0.1257302210933933, -0.1321048632913019, 0.6404226504432821,
+                                        0.10490011715303971)]
+    point = certificate.trivial_certificate_point(weights, 0.0, 0.25)
+    assert point is not None and point.proof.method == "rump-equilibrated"
+    assert point.max_eigenvalue() < 0.0
+    cert = pylip.certify(weights, activation="sigmoid", solver="CLARABEL")
+    assert cert.verified and cert.max_eigenvalue < 0.0
