@@ -81,7 +81,9 @@ def test_gap_is_certified_by_the_dual_bound(mode):
     else:
         settings["mu_over_rho"] = 0.05
     solution = solve_deep_step_dual(W, t, **settings)
-    step = DeepLipschitzStep(sizes, np.diag(t), mode=mode, method="cvxpy", margin=1e-9, solver=REFERENCE_SOLVER)
+    step = DeepLipschitzStep(
+        sizes, np.diag(t), mode=mode, method="cvxpy", margin=1e-9, solver=REFERENCE_SOLVER
+    )
     bound = None if mode == "regularize" else np.sqrt(settings["squared_bound"])
     reference = step.solve(W, None, rho=1.0, mu=0.05, L_des=bound)
     f_ref = step_objective(reference, W, [np.zeros_like(w) for w in W], 1.0, 0.05, mode)

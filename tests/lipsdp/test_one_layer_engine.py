@@ -247,6 +247,35 @@ def test_auto_routes_one_hidden_layer(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pylip.certify(narrow, alpha=alpha, beta=beta).solver == "CLARABEL"
 
 
+@pytest.mark.usefixtures("no_named_solver")
+def test_auto_is_the_optimum_where_its_solver_is_inexact() -> None:
+    """1-500-1: a two-row reduced cone, Clarabel's by the rule above; its point has been
+    ``optimal_inaccurate``, 1e-5 above the optimum, where ``auto`` must be within 1e-6 of it."""
+    weights = random_network(np.random.default_rng(0), (1, 500, 1))
+    optimum = pylip.certify(weights, activation="relu", formulation="engine")
+    auto = pylip.certify(weights, activation="relu")
+    assert auto.verified and optimum.bound * (1 - 1e-6) <= auto.bound <= optimum.bound * (1 + 1e-6)
+
+
+def test_an_inexact_solver_point_is_replaced_by_the_engine_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pylip.lipsdp import certificate
+
+    monkeypatch.delenv("PYLIP_SOLVER", raising=False)
+    weights = random_network(np.random.default_rng(5), (8, 64, 4))  # the reduced form, Clarabel
+    solved = certificate._solved_certificate
+
+    def inexact(formulation: str, *args: Any) -> pylip.Certificate:
+        cert = solved(formulation, *args)
+        if formulation == "engine":
+            return cert
+        return dataclasses.replace(cert, status="optimal_inaccurate", bound=cert.bound * (1 + 1e-5))
+
+    monkeypatch.setattr(certificate, "_solved_certificate", inexact)
+    auto = pylip.certify(weights)
+    assert auto.solver == "PYLIP-ENGINE" and "optimal_inaccurate" in auto.notes[-1]
+    assert pylip.certify(weights, solver="CLARABEL").status == "optimal_inaccurate"  # named: kept
+
+
 def test_a_local_relu_bound_uses_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYLIP_SOLVER", raising=False)
     rng = np.random.default_rng(3)
