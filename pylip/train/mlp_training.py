@@ -250,11 +250,12 @@ class ADMMConfig:
             ``T`` of ``pylip.certify(initial weights)``.
         step_method: how the Lipschitz step (10b) is solved
             (:class:`pylip.deep_admm.DeepLipschitzStep`'s ``method``): ``"auto"``
-            (default) the structured barrier solver for two or more hidden layers
-            and cvxpy for one; ``"structured"`` also for one hidden layer, where it
-            solves the same problem far faster (``bench/deep_step.py``, enforce:
-            64-32-10 0.13 s against cvxpy's 6.0 s, 64-64-10 0.22 s against 184 s);
-            ``"cvxpy"`` for every depth.
+            (default) the low-rank dual solver (the barrier method its fallback) for
+            two or more hidden layers and cvxpy for one; ``"dual"``; ``"structured"``,
+            the barrier method, also for one hidden layer, where it solves the same
+            problem far faster than cvxpy (``bench/deep_step.py``, enforce: 64-32-10
+            0.13 s against 6.0 s, 64-64-10 0.22 s against 184 s); ``"cvxpy"`` for
+            every depth.
     """
 
     mode: str = "enforce"
