@@ -429,13 +429,8 @@ def _engine_if_tighter(
     than the stated 1e-6: on 1-500-1 (a two-row reduced cone, so Clarabel's)
     1e-5 above it; the engine's took 0.1 s more.
     """
-    try:
-        sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
-        memory.require_certificate_fits("engine", sizes, ENGINE_SOLVER)
-        exact = _solved_certificate("engine", form, matrices, structure, alpha, beta, margin, ENGINE_SOLVER)
-    except (InputError, SolverError, CertificateError):
-        return certificate
-    if exact.bound >= certificate.bound:
+    exact = _certificate_if_solved("engine", form, matrices, structure, alpha, beta, margin, ENGINE_SOLVER)
+    if exact is None or exact.bound >= certificate.bound:
         return certificate
     note = (f"{certificate.solver} returned {certificate.status!r} (L = {certificate.bound:.8g}): "
             "solved by the engine")
@@ -544,20 +539,38 @@ def _fallback_certificates(
     The engine's fallback is the structured formulation with the cvxpy solvers.
     """
     fallback_formulation = "structured" if formulation == "engine" else formulation
-    sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
     for fallback in fallback_solvers(tried):
-        try:
-            # the engine's fallback is a larger SDP: checked before it is built (10-128x8-10
-            # would have Clarabel ask for 32 GB and abort the process)
-            memory.require_certificate_fits(fallback_formulation, sizes, fallback)
-        except InputError:
-            continue
-        try:
-            yield fallback, _solved_certificate(
-                fallback_formulation, form, matrices, structure, alpha, beta, margin, fallback
-            )
-        except (SolverError, CertificateError):
-            continue
+        solved = _certificate_if_solved(
+            fallback_formulation, form, matrices, structure, alpha, beta, margin, fallback
+        )
+        if solved is not None:
+            yield fallback, solved
+
+
+def _certificate_if_solved(
+    formulation: str,
+    form: str,
+    matrices: list[np.ndarray],
+    structure: lmi.NetworkStructure,
+    alpha: Sector,
+    beta: Sector,
+    margin: float,
+    solver_name: str,
+) -> Certificate | None:
+    """:func:`_solved_certificate` for a second attempt; ``None`` where it fails or would not fit.
+
+    The memory estimate comes first: the engine's fallback is a larger SDP (10-128x8-10
+    would have Clarabel ask for 32 GB and abort the process).
+    """
+    sizes = [matrices[0].shape[1], *(w.shape[0] for w in matrices)]
+    try:
+        memory.require_certificate_fits(formulation, sizes, solver_name)
+    except InputError:
+        return None
+    try:
+        return _solved_certificate(formulation, form, matrices, structure, alpha, beta, margin, solver_name)
+    except (SolverError, CertificateError):
+        return None
 
 
 def _repair_size(certificate: Certificate) -> float:
